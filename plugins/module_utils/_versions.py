@@ -1,0 +1,281 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# This file is private to imds.azure; it is not a public API.
+"""The api-versions of the Azure Instance Metadata Service and the fields each brings.
+
+This is the one place in the collection that knows versions:
+
+``KNOWN_VERSIONS``
+    Every generally available api-version, oldest first. The preview version
+    ``2017-03-01`` is left out on purpose: Microsoft announced that it may disappear
+    once the service became generally available, it predates the documented
+    ``/metadata/instance`` category (2017-04-02), and nothing we normalize depends on
+    it. A server that still offers it is simply never asked for it.
+
+``FIELDS``
+    Every field of an instance document we know, with the api-version that brings it
+    and the kind of value it holds. The normalizer reads the kinds (so that only
+    fields that are numbers become ``int`` and only fields that are flags become
+    ``bool``), ``docs/fields-by-version.md`` is generated from it, and
+    ``field_since()`` tells "not in this api-version" from "not on this VM".
+
+Versions are ``YYYY-MM-DD`` strings; they order as dates, so they compare as strings.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+
+KNOWN_VERSIONS: tuple[str, ...] = (
+    "2017-04-02",
+    "2017-08-01",
+    "2017-10-01",
+    "2017-12-01",
+    "2018-02-01",
+    "2018-04-02",
+    "2018-10-01",
+    "2019-02-01",
+    "2019-03-11",
+    "2019-04-30",
+    "2019-06-01",
+    "2019-06-04",
+    "2019-08-01",
+    "2019-08-15",
+    "2019-11-01",
+    "2020-06-01",
+    "2020-07-15",
+    "2020-09-01",
+    "2020-10-01",
+    "2020-12-01",
+    "2021-01-01",
+    "2021-02-01",
+    "2021-03-01",
+    "2021-05-01",
+    "2021-08-01",
+    "2021-10-01",
+    "2021-11-01",
+    "2021-11-15",
+    "2021-12-13",
+    "2023-07-01",
+    "2023-11-15",
+    "2024-03-15",
+    "2024-07-17",
+    "2025-04-07",
+)
+NEWEST: str = KNOWN_VERSIONS[-1]
+
+_KNOWN = frozenset(KNOWN_VERSIONS)
+_VERSION_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])\Z")
+
+
+def is_known(version: object) -> bool:
+    """Tell whether ``version`` is one of KNOWN_VERSIONS (anything not a string is not)."""
+    return isinstance(version, str) and version in _KNOWN
+
+
+def _checked(version: object, what: str) -> str:
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        raise ValueError(f"{what} {version!r} is not an api-version: expected a date as YYYY-MM-DD, e.g. {NEWEST!r}")
+    return version
+
+
+def version_at_least(version: str, since: str) -> bool:
+    """Tell whether api-version ``version`` is ``since`` or newer.
+
+    Both must be dates as ``YYYY-MM-DD`` (known or not); anything else raises ValueError.
+    """
+    return _checked(version, "version") >= _checked(since, "since")
+
+
+def newest_common(offered: Iterable[str] | None) -> str | None:
+    """Return the newest api-version that is both in ``offered`` and known to us.
+
+    ``offered`` is what a server says it serves, e.g. the ``newest-versions`` list of a
+    400 body; it may hold versions we do not know (they are skipped), entries that are
+    not strings (skipped) or be a single string. Whatever cannot be read counts as
+    offering nothing: the result is None then, never an exception, because the input
+    comes straight from a server.
+    """
+    if isinstance(offered, str):
+        offered = (offered,)
+    try:
+        candidates = [version for version in offered if isinstance(version, str) and version in _KNOWN]
+    except TypeError:
+        return None
+    return max(candidates, default=None)
+
+
+class Field(NamedTuple):
+    """One field of an instance document.
+
+    ``path`` names it in IMDS spelling from the document root; ``[]`` stands for "each
+    element of this list". ``since`` is the api-version that brings it, or None where
+    Microsoft does not document one (the field was seen in real documents). ``kind``
+    is one of ``str``, ``int``, ``bool``, ``object``, ``list``, ``raw`` (kept exactly:
+    tag names and values) and ``base64`` (userData).
+    """
+
+    path: str
+    since: str | None
+    kind: str
+
+
+_V1 = "2017-04-02"
+FIELDS: tuple[Field, ...] = (
+    Field("compute", _V1, "object"),
+    Field("compute.location", _V1, "str"),
+    Field("compute.name", _V1, "str"),
+    Field("compute.offer", _V1, "str"),
+    Field("compute.osType", _V1, "str"),
+    Field("compute.platformFaultDomain", _V1, "int"),
+    Field("compute.platformUpdateDomain", _V1, "int"),
+    Field("compute.publisher", _V1, "str"),
+    Field("compute.sku", _V1, "str"),
+    Field("compute.version", _V1, "str"),
+    Field("compute.vmId", _V1, "str"),
+    Field("compute.vmSize", _V1, "str"),
+    Field("compute.placementGroupId", "2017-08-01", "str"),
+    Field("compute.resourceGroupName", "2017-08-01", "str"),
+    Field("compute.subscriptionId", "2017-08-01", "str"),
+    Field("compute.tags", "2017-08-01", "str"),
+    Field("compute.vmScaleSetName", "2017-12-01", "str"),
+    Field("compute.zone", "2017-12-01", "str"),
+    Field("compute.plan", "2018-04-02", "object"),
+    Field("compute.plan.name", "2018-04-02", "str"),
+    Field("compute.plan.product", "2018-04-02", "str"),
+    Field("compute.plan.publisher", "2018-04-02", "str"),
+    Field("compute.publicKeys", "2018-04-02", "list"),
+    Field("compute.publicKeys[].keyData", "2018-04-02", "str"),
+    Field("compute.publicKeys[].path", "2018-04-02", "str"),
+    Field("compute.azEnvironment", "2018-10-01", "str"),
+    Field("compute.provider", "2018-10-01", "str"),
+    Field("compute.customData", "2019-02-01", "str"),
+    Field("compute.resourceId", "2019-03-11", "str"),
+    Field("compute.storageProfile", "2019-06-01", "object"),
+    Field("compute.storageProfile.imageReference", "2019-06-01", "object"),
+    Field("compute.storageProfile.imageReference.id", "2019-06-01", "str"),
+    Field("compute.storageProfile.imageReference.offer", "2019-06-01", "str"),
+    Field("compute.storageProfile.imageReference.publisher", "2019-06-01", "str"),
+    Field("compute.storageProfile.imageReference.sku", "2019-06-01", "str"),
+    Field("compute.storageProfile.imageReference.version", "2019-06-01", "str"),
+    Field("compute.storageProfile.imageReference.communityGalleryImageId", "2023-07-01", "str"),
+    Field("compute.storageProfile.imageReference.sharedGalleryImageId", "2023-07-01", "str"),
+    Field("compute.storageProfile.imageReference.exactVersion", "2023-07-01", "str"),
+    Field("compute.storageProfile.osDisk", "2019-06-01", "object"),
+    Field("compute.storageProfile.osDisk.caching", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.createOption", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.diffDiskSettings", "2019-08-01", "object"),
+    Field("compute.storageProfile.osDisk.diffDiskSettings.option", "2019-08-01", "str"),
+    Field("compute.storageProfile.osDisk.diskSizeGB", "2019-06-01", "int"),
+    Field("compute.storageProfile.osDisk.encryptionSettings", "2019-06-01", "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.enabled", "2019-06-01", "bool"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey", None, "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.secretUrl", None, "str"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.sourceVault", None, "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.sourceVault.id", None, "str"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey", None, "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.keyUrl", None, "str"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.sourceVault", None, "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.sourceVault.id", None, "str"),
+    Field("compute.storageProfile.osDisk.image", "2019-06-01", "object"),
+    Field("compute.storageProfile.osDisk.image.uri", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.managedDisk", "2019-06-01", "object"),
+    Field("compute.storageProfile.osDisk.managedDisk.id", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.managedDisk.storageAccountType", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.name", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.osType", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.vhd", "2019-06-01", "object"),
+    Field("compute.storageProfile.osDisk.vhd.uri", "2019-06-01", "str"),
+    Field("compute.storageProfile.osDisk.writeAcceleratorEnabled", "2019-06-01", "bool"),
+    Field("compute.storageProfile.dataDisks", "2019-06-01", "list"),
+    Field("compute.storageProfile.dataDisks[].bytesPerSecondThrottle", "2021-05-01", "int"),
+    Field("compute.storageProfile.dataDisks[].caching", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].createOption", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].diskCapacityBytes", "2021-05-01", "int"),
+    Field("compute.storageProfile.dataDisks[].diskSizeGB", "2019-06-01", "int"),
+    Field("compute.storageProfile.dataDisks[].image", "2019-06-01", "object"),
+    Field("compute.storageProfile.dataDisks[].image.uri", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].isSharedDisk", "2021-05-01", "bool"),
+    Field("compute.storageProfile.dataDisks[].isUltraDisk", "2021-05-01", "bool"),
+    Field("compute.storageProfile.dataDisks[].lun", "2019-06-01", "int"),
+    Field("compute.storageProfile.dataDisks[].managedDisk", "2019-06-01", "object"),
+    Field("compute.storageProfile.dataDisks[].managedDisk.id", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].managedDisk.storageAccountType", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].name", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].opsPerSecondThrottle", "2021-05-01", "int"),
+    Field("compute.storageProfile.dataDisks[].vhd", "2019-06-01", "object"),
+    Field("compute.storageProfile.dataDisks[].vhd.uri", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].writeAcceleratorEnabled", "2019-06-01", "bool"),
+    Field("compute.storageProfile.resourceDisk", "2021-02-01", "object"),
+    Field("compute.storageProfile.resourceDisk.size", "2021-02-01", "int"),
+    Field("compute.tagsList", "2019-06-04", "list"),
+    Field("compute.tagsList[].name", "2019-06-04", "raw"),
+    Field("compute.tagsList[].value", "2019-06-04", "raw"),
+    Field("compute.isHostCompatibilityLayerVm", "2020-06-01", "bool"),
+    Field("compute.securityProfile", "2020-06-01", "object"),
+    Field("compute.securityProfile.secureBootEnabled", "2020-06-01", "bool"),
+    Field("compute.securityProfile.virtualTpmEnabled", "2020-06-01", "bool"),
+    Field("compute.securityProfile.encryptionAtHost", "2021-11-01", "bool"),
+    Field("compute.securityProfile.securityType", "2021-12-13", "str"),
+    Field("compute.osProfile", "2020-07-15", "object"),
+    Field("compute.osProfile.adminUsername", "2020-07-15", "str"),
+    Field("compute.osProfile.computerName", "2020-07-15", "str"),
+    Field("compute.osProfile.disablePasswordAuthentication", "2020-10-01", "bool"),
+    Field("compute.licenseType", "2020-09-01", "str"),
+    Field("compute.evictionPolicy", "2020-12-01", "str"),
+    Field("compute.priority", "2020-12-01", "str"),
+    Field("compute.userData", "2021-01-01", "base64"),
+    Field("compute.extendedLocation", "2021-03-01", "object"),
+    Field("compute.extendedLocation.name", "2021-03-01", "str"),
+    Field("compute.extendedLocation.type", "2021-03-01", "str"),
+    Field("compute.virtualMachineScaleSet", "2021-03-01", "object"),
+    Field("compute.virtualMachineScaleSet.id", "2021-03-01", "str"),
+    Field("compute.platformSubFaultDomain", "2021-10-01", "int"),
+    Field("compute.additionalCapabilities", "2021-11-01", "object"),
+    Field("compute.additionalCapabilities.hibernationEnabled", "2021-11-01", "bool"),
+    Field("compute.host", "2021-11-15", "object"),
+    Field("compute.host.id", "2021-11-15", "str"),
+    Field("compute.hostGroup", "2021-11-15", "object"),
+    Field("compute.hostGroup.id", "2021-11-15", "str"),
+    Field("compute.physicalZone", "2023-11-15", "str"),
+    Field("network", _V1, "object"),
+    Field("network.interface", _V1, "list"),
+    Field("network.interface[].macAddress", _V1, "str"),
+    Field("network.interface[].ipv4", _V1, "object"),
+    Field("network.interface[].ipv4.ipAddress", _V1, "list"),
+    Field("network.interface[].ipv4.ipAddress[].privateIpAddress", _V1, "str"),
+    Field("network.interface[].ipv4.ipAddress[].publicIpAddress", _V1, "str"),
+    Field("network.interface[].ipv4.subnet", _V1, "list"),
+    Field("network.interface[].ipv4.subnet[].address", _V1, "str"),
+    Field("network.interface[].ipv4.subnet[].prefix", _V1, "str"),
+    Field("network.interface[].ipv6", _V1, "object"),
+    Field("network.interface[].ipv6.ipAddress", _V1, "list"),
+    Field("network.interface[].ipv6.ipAddress[].privateIpAddress", _V1, "str"),
+    Field("network.interface[].ipv6.subnet", None, "list"),
+    Field("network.interface[].ipv6.subnet[].address", None, "str"),
+    Field("network.interface[].ipv6.subnet[].prefix", None, "str"),
+)
+
+_SINCE: dict[str, str | None] = {field.path: field.since for field in FIELDS}
+
+
+def field_since(path: str) -> str | None:
+    """Return the api-version that brings the field at ``path`` (IMDS spelling).
+
+    None when the field is not in FIELDS or Microsoft does not document a version.
+    """
+    return _SINCE.get(path)
+
+
+def field_expected(path: str, api_version: str) -> bool | None:
+    """Tell whether a document of ``api_version`` can carry the field at ``path``.
+
+    True: the version brings it, so a missing value means "not on this VM". False: the
+    field arrived later, so it is missing because of the version. None: we cannot
+    tell (unknown field, undocumented version, or ``api_version`` not a date).
+    """
+    since = _SINCE.get(path)
+    if since is None or not isinstance(api_version, str) or not _VERSION_RE.match(api_version):
+        return None
+    return api_version >= since

@@ -1,0 +1,48 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Options shared by every plugin that talks to IMDS."""
+
+    DOCUMENTATION = r"""
+options:
+  endpoint:
+    description:
+      - Base URL of the Instance Metadata Service, without a path.
+      - Set it to the URL of an IMDS emulator to test playbooks off Azure (see the collection's
+        C(docs/emulator.md)).
+      - With the default, a host that is clearly not an Azure VM is recognised without any
+        network wait. An endpoint given explicitly is always queried, and its failures are failures.
+      - Requests never go through a proxy and never follow a redirect, whatever the environment says.
+    type: str
+    default: http://169.254.169.254
+  api_version:
+    description:
+      - The IMDS C(api-version) to ask for, for example V(2021-02-01).
+      - When not set, the newest version this collection knows is asked for, and when IMDS refuses
+        it (older regions and sovereign clouds lag behind) the newest version both sides know is
+        used instead, at the cost of one more request.
+      - When set, exactly that version is used; IMDS refusing it is an error that lists the
+        versions IMDS offers.
+      - Fields newer than the version asked for are absent from the answer; see the collection's
+        C(docs/fields-by-version.md).
+    type: str
+  timeout:
+    description:
+      - Seconds one request may take, connection and whole response included.
+    type: float
+    default: 5
+  retry_timeout:
+    description:
+      - Total seconds to keep retrying answers that IMDS says are temporary (410 while the
+        service starts, 429 throttling, 500, 502, 503, 504), with jittered exponential back-off that
+        honours C(Retry-After).
+      - The default follows Microsoft's guidance that IMDS may answer 410 for up to 70 seconds
+        after a VM starts. Set V(0) to never retry.
+      - A call gives up after at most O(retry_timeout) plus O(timeout) seconds.
+    type: float
+    default: 70
+"""

@@ -1,0 +1,378 @@
+# This file is private to imds.azure; it is not a public API.
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The IMDS client: the one place that speaks to the Instance Metadata Service.
+
+It builds requests (the ``Metadata: true`` header, a request id, the api-version),
+negotiates the api-version when IMDS refuses one, retries what IMDS says to retry
+under one deadline on a monotonic clock, keeps to IMDS's 5 requests per second, and
+turns every failure into an ImdsError whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import tempfile
+import time
+import typing as t
+import uuid
+from urllib.parse import urlencode, urlsplit
+
+from ansible.module_utils.api import generate_jittered_backoff
+
+from ._http import Transport, TransportError
+from ._versions import NEWEST, newest_common
+
+DEFAULT_ENDPOINT = "http://169.254.169.254"
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRY_TIMEOUT = 70.0  # Microsoft: IMDS may answer 410 for up to 70 s after boot
+MAX_BODY_BYTES = 4 * 1024 * 1024
+RATE_PER_SECOND = 5
+MIN_DELAY = 0.25  # seconds added to each jittered back-off delay
+RETRY_STATUSES = frozenset((410, 429, 500, 502, 503, 504))
+TRANSPORT_RETRIES = 2  # a reset or a truncated body may be a blip; a dead endpoint is not
+RETRYABLE_TRANSPORT = frozenset(("reset", "truncated"))
+ROUTE_HINT = (
+    "If this host is an Azure VM whose 169.254.0.0/16 route belongs to another interface "
+    "(a Windows failover cluster node, a container bridge, a VPN), apply the "
+    "imds.azure.route role so that 169.254.169.254 is reached through the primary NIC."
+)
+
+
+class ImdsError(Exception):
+    """Any failure to get an answer from IMDS. The message is for the user."""
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None,
+                 api_version: str | None = None, kind: str = "http") -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.api_version = api_version
+        self.kind = kind  # "http", "body", or a TransportError kind
+
+    def to_result(self) -> dict[str, t.Any]:
+        """The fields a module adds to fail_json beside msg."""
+        return {"url": self.url, "status": self.status, "api_version": self.api_version}
+
+
+class ImdsResponse:
+    """What a request produced: the parsed JSON (or text), its status and api-version."""
+
+    __slots__ = ("data", "status", "api_version", "url", "attempts", "warnings")
+
+    def __init__(self, data: t.Any, status: int, api_version: str | None, url: str, attempts: int,
+                 warnings: list[str] | None = None) -> None:
+        self.warnings = warnings or []
+        self.data = data
+        self.status = status
+        self.api_version = api_version
+        self.url = url
+        self.attempts = attempts
+
+
+class RateLimiter:
+    """At most ``rate`` requests in any one second, shared by the processes of one user.
+
+    Forks of a play (and two plays at once) each run their own client, so the window
+    lives in a small file guarded by flock. Where the file cannot be used the limit
+    still holds within this process.
+    """
+
+    def __init__(self, key: str, rate: int = RATE_PER_SECOND, clock: t.Callable[[], float] = time.monotonic,
+                 sleep: t.Callable[[float], None] = time.sleep, directory: str | None = None) -> None:
+        self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
+        self._local: list[float] = []
+        name = f"imds-azure-rate-{os.getuid() if hasattr(os, 'getuid') else 0}-{uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:12]}"
+        self.path = os.path.join(directory or tempfile.gettempdir(), name)
+
+    def acquire(self) -> None:
+        """Wait until one more request fits in the window, then record it."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: only this process is limited
+            self._local = self._admit(self._local)
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            self._local = self._admit(self._local)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 4096, 0).decode("ascii", "replace")
+            times = self._admit(self._parse(raw))
+            data = " ".join(f"{x:.6f}" for x in times).encode("ascii")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _parse(self, raw: str) -> list[float]:
+        now = self.clock()
+        times = []
+        for word in raw.split():
+            try:
+                value = float(word)
+            except ValueError:
+                continue
+            if now - 1.0 < value <= now:  # ignore stale or impossible entries
+                times.append(value)
+        return sorted(times)
+
+    def _admit(self, times: list[float]) -> list[float]:
+        now = self.clock()
+        times = [x for x in times if now - x < 1.0]
+        if len(times) >= self.rate:
+            wait = 1.0 - (now - times[-self.rate])
+            if wait > 0:
+                self.sleep(wait)
+            now = self.clock()
+            times = [x for x in times if now - x < 1.0]
+        times.append(now)
+        return times[-self.rate:]
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Parse a Retry-After header: seconds, or an HTTP date. None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _error_text(body: bytes) -> tuple[str | None, list[str] | None]:
+    """The ``error`` text and ``newest-versions`` list of an IMDS error body, if any."""
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    error = doc.get("error")
+    if isinstance(error, dict):  # identity errors: {"error": "invalid_request", ...}
+        error = error.get("message")
+    text = error if isinstance(error, str) else None
+    if isinstance(doc.get("error_description"), str):
+        text = f"{text}: {doc['error_description']}" if text else doc["error_description"]
+    newest = doc.get("newest-versions")
+    versions = [v for v in newest if isinstance(v, str)] if isinstance(newest, list) else None
+    return text, versions
+
+
+class ImdsClient:
+    """Requests to one IMDS endpoint through one transport."""
+
+    def __init__(self, transport: Transport, endpoint: str = DEFAULT_ENDPOINT, api_version: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+                 limiter: RateLimiter | None = None, clock: t.Callable[[], float] = time.monotonic,
+                 sleep: t.Callable[[float], None] = time.sleep,
+                 backoff: t.Callable[[], t.Iterator[float]] | None = None) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ImdsError(f"The endpoint {endpoint!r} is not an http:// URL with a host; "
+                            f"use the default {DEFAULT_ENDPOINT} or the URL of an IMDS emulator.",
+                            url=endpoint, kind="config")
+        if timeout <= 0 or retry_timeout < 0:
+            raise ImdsError("timeout must be greater than 0 and retry_timeout at least 0 seconds.",
+                            url=endpoint, kind="config")
+        self.endpoint = endpoint.rstrip("/")
+        self.pinned = api_version is not None
+        self.api_version = api_version or NEWEST
+        self.timeout = float(timeout)
+        self.retry_timeout = float(retry_timeout)
+        self.transport = transport
+        self.clock = clock
+        self.sleep = sleep
+        self.limiter = limiter or RateLimiter(self.endpoint, clock=clock, sleep=sleep)
+        self.backoff = backoff or (lambda: generate_jittered_backoff(retries=1000, delay_base=1, delay_threshold=8))
+        self.requests_sent = 0
+
+    @property
+    def is_default_endpoint(self) -> bool:
+        return self.endpoint == DEFAULT_ENDPOINT
+
+    # -- public calls -------------------------------------------------------------------
+
+    def instance(self, path: str = "", fmt: str = "json", first_timeout: float | None = None) -> ImdsResponse:
+        """GET /metadata/instance[/path]; negotiates the api-version when IMDS refuses it."""
+        params = {"format": "text"} if fmt == "text" else {}
+        return self.get(f"/metadata/instance{'/' + path.strip('/') if path.strip('/') else ''}",
+                        params, fmt=fmt, first_timeout=first_timeout)
+
+    def get(self, path: str, params: dict[str, str] | None = None, *, fmt: str = "json",
+            versioned: bool = True, first_timeout: float | None = None) -> ImdsResponse:
+        return self.call("GET", path, params, fmt=fmt, versioned=versioned, first_timeout=first_timeout)
+
+    def post(self, path: str, payload: t.Any, params: dict[str, str] | None = None) -> ImdsResponse:
+        return self.call("POST", path, params, data=json.dumps(payload).encode("utf-8"))
+
+    def call(self, method: str, path: str, params: dict[str, str] | None = None, *, data: bytes | None = None,
+             fmt: str = "json", versioned: bool = True, first_timeout: float | None = None) -> ImdsResponse:
+        """One logical request: retries, version negotiation, parsing. Raises ImdsError."""
+        deadline = self.clock() + self.retry_timeout
+        version = self.api_version if versioned else None
+        negotiated = False
+        attempts = 0
+        transport_failures = 0
+        backoff = self.backoff()
+        while True:
+            url = self._url(path, params, version)
+            attempts += 1
+            timeout = first_timeout if (first_timeout and attempts == 1) else self.timeout
+            try:
+                response = self._send(method, url, data, timeout)
+            except TransportError as exc:
+                transport_failures += 1
+                if exc.kind in RETRYABLE_TRANSPORT and transport_failures <= TRANSPORT_RETRIES:
+                    delay = MIN_DELAY + float(next(backoff, 1))
+                    if self.clock() + delay < deadline:
+                        self.sleep(delay)
+                        continue
+                raise self._transport_error(exc, url, version, attempts) from None
+            status = response.status
+            if 200 <= status < 300:
+                data, warnings = self._parse(response.body, fmt, url, version)
+                return ImdsResponse(data, status, version, url, attempts, warnings)
+            text, offered = _error_text(response.body)
+            if status == 400 and versioned and not negotiated and not self.pinned and self._version_refused(text, offered):
+                better = newest_common(offered) if offered else self._supported_versions()
+                if better and better != version:
+                    version = better
+                    self.api_version = better  # later calls of this client start with it
+                    negotiated = True
+                    continue
+            if status in RETRY_STATUSES:
+                remaining = deadline - self.clock()
+                delay = retry_after_seconds(response.headers.get("retry-after"))
+                if delay is None:  # full jitter, with a floor so that retries never spin
+                    delay = min(MIN_DELAY + float(next(backoff, 8)), remaining)
+                if 0 < remaining and delay <= remaining:
+                    self.sleep(delay)
+                    continue
+                raise self._status_error(status, text, url, version, attempts, gave_up=True, offered=offered)
+            raise self._status_error(status, text, url, version, attempts, offered=offered)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _url(self, path: str, params: dict[str, str] | None, version: str | None) -> str:
+        query = dict(params or {})
+        if version:
+            query["api-version"] = version
+        return f"{self.endpoint}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    def _send(self, method: str, url: str, data: bytes | None, timeout: float):
+        self.limiter.acquire()
+        self.requests_sent += 1
+        headers = {"Metadata": "true", "x-ms-client-request-id": str(uuid.uuid4())}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        return self.transport.request(method, url, headers, data, timeout, MAX_BODY_BYTES)
+
+    def _supported_versions(self) -> str | None:
+        """Ask /metadata/versions (it needs no api-version) for the versions IMDS serves."""
+        try:
+            response = self._send("GET", f"{self.endpoint}/metadata/versions", None, self.timeout)
+        except TransportError:
+            return None
+        if response.status != 200:
+            return None
+        try:
+            doc = json.loads(response.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        versions = doc.get("apiVersions") if isinstance(doc, dict) else None
+        return newest_common(v for v in versions if isinstance(v, str)) if isinstance(versions, list) else None
+
+    @staticmethod
+    def _version_refused(text: str | None, offered: list[str] | None) -> bool:
+        return bool(offered) or (text is not None and "api-version" in text)
+
+    @staticmethod
+    def _parse(body: bytes, fmt: str, url: str, version: str | None) -> tuple[t.Any, list[str]]:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImdsError(f"IMDS at {url} (api-version {version}) answered with a body that is not UTF-8 "
+                            f"({exc.reason} at byte {exc.start}). Something other than IMDS answered, or the "
+                            "response was damaged on the way.", url=url, status=200, api_version=version,
+                            kind="body") from None
+        if fmt == "text":
+            return text, []
+        duplicates: list[str] = []
+        try:
+            data = json.loads(text, object_pairs_hook=lambda pairs: _last_wins(pairs, duplicates))
+        except ValueError as exc:
+            snippet = text[:60].replace("\n", " ")
+            raise ImdsError(f"IMDS at {url} (api-version {version}) answered with a body that is not JSON "
+                            f"({exc}); it starts with {snippet!r}. A captive portal or proxy may have "
+                            "answered instead of IMDS.", url=url, status=200, api_version=version,
+                            kind="body") from None
+        warnings = [f"IMDS at {url} named the key {key!r} twice in one object; the last value was used."
+                    for key in dict.fromkeys(duplicates)]
+        return data, warnings
+
+    def _transport_error(self, exc: TransportError, url: str, version: str | None, attempts: int) -> ImdsError:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        message = f"Could not get {url} (api-version {version}): {exc}{tries}."
+        if exc.kind in ("timeout", "unreachable") and self.is_default_endpoint:
+            message += " " + ROUTE_HINT
+        elif exc.kind == "refused":
+            message += " Nothing listens at that address: check the endpoint."
+        elif exc.kind == "too_large":
+            message += " IMDS documents are a few kilobytes; something else answered."
+        return ImdsError(message, url=url, api_version=version, kind=exc.kind)
+
+    def _status_error(self, status: int, text: str | None, url: str, version: str | None, attempts: int,
+                      gave_up: bool = False, offered: list[str] | None = None) -> ImdsError:
+        detail = f": {text}" if text else ""
+        message = f"IMDS answered {status} for {url} (api-version {version}){detail}."
+        if gave_up:
+            waited = f"{self.retry_timeout:g}"
+            if status == 410:
+                message += (f" The metadata service is not ready yet; gave up after {attempts} attempts in "
+                            f"{waited} s. Raise retry_timeout (Microsoft says IMDS can take up to 70 s after boot).")
+            elif status == 429:
+                message += (f" IMDS is throttling this VM (5 requests per second); gave up after {attempts} "
+                            f"attempts in {waited} s. Something else on the VM may be calling IMDS in a loop.")
+            else:
+                message += f" Gave up after {attempts} attempts in {waited} s; IMDS may be degraded, try again later."
+        elif status == 400 and (offered or (text and "api-version" in text)):
+            if self.pinned:
+                message += (f" The pinned api_version {version} is not served here"
+                            + (f" (IMDS offers {', '.join(offered)})" if offered else "")
+                            + "; pin one of those or leave api_version unset to negotiate.")
+            else:
+                message += " No api-version known to this collection is served here."
+        elif status == 400:
+            message += " The request was refused as malformed."
+        elif status == 404:
+            message += " That path does not exist in IMDS (paths are case-sensitive)."
+        elif 300 <= status < 400:
+            message += " IMDS never redirects; something between this host and IMDS did, and the redirect was not followed."
+        elif status in (401, 403):
+            message += " The request was not allowed."
+        return ImdsError(message, url=url, status=status, api_version=version)
+
+
+def _last_wins(pairs: list[tuple[str, t.Any]], duplicates: list[str]) -> dict[str, t.Any]:
+    """Build a JSON object as json.loads does (the last value wins), noting repeated keys."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicates.extend(key for key, _ in pairs if key in seen or seen.add(key))
+    return result

@@ -34,7 +34,7 @@ attributes:
 options:
   include_user_data:
     description:
-      - Include the VM's C(userData), base64-decoded, in RV(ansible_facts.azure_compute.user_data) and
+      - Include the VM's C(userData), base64-decoded, in C(user_data) of RV(ansible_facts.azure_compute) and
         keep it in RV(ansible_facts.azure_metadata).
       - User data may hold secrets, and facts are shown by C(-v), stored by fact caches and
         visible to every play, so it is left out unless asked for.
@@ -74,7 +74,7 @@ seealso:
     plugin_type: lookup
   - module: ansible.builtin.setup
 author:
-  - imds.azure contributors
+  - imds.azure maintainers (@imds-azure)
 """
 
 EXAMPLES = r"""

@@ -50,8 +50,8 @@ class Script(Transport):
         return answer
 
 
-def ok(doc=DOC, status=200):
-    return HttpResponse(status, {"content-type": "application/json"}, json.dumps(doc).encode())
+def ok(doc=None, status=200):
+    return HttpResponse(status, {"content-type": "application/json"}, json.dumps(DOC if doc is None else doc).encode())
 
 
 def err(status, body=None, headers=None):

@@ -74,8 +74,8 @@ def run(monkeypatch, args, answers):
     return exc.value.result, calls
 
 
-def ok(doc=DOC):
-    return HttpResponse(200, {}, json.dumps(doc).encode())
+def ok(doc=None):
+    return HttpResponse(200, {}, json.dumps(DOC if doc is None else doc).encode())
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +139,7 @@ def test_azure_by_dmi_queries_default_endpoint(monkeypatch, dmi):
 
 
 def test_azure_by_dmi_timeout_fails_with_route_hint(monkeypatch, dmi):
-    result, _ = run(monkeypatch, {"dmi_path": dmi(AZURE_ASSET_TAG)}, [TransportError("timeout", "timed out")])
+    result = run(monkeypatch, {"dmi_path": dmi(AZURE_ASSET_TAG)}, [TransportError("timeout", "timed out")])[0]
     assert result["failed"]
     assert "imds.azure.route" in result["msg"] and "169.254.169.254" in result["msg"]
 
@@ -153,8 +153,8 @@ def test_no_dmi_probe_times_out_means_not_azure(monkeypatch, tmp_path):
 
 
 def test_no_dmi_probe_refused_required_fails_with_hint(monkeypatch, tmp_path):
-    result, _ = run(monkeypatch, {"dmi_path": str(tmp_path / "missing"), "require_azure": True},
-                    [TransportError("refused", "connection refused")])
+    result = run(monkeypatch, {"dmi_path": str(tmp_path / "missing"), "require_azure": True},
+                 [TransportError("refused", "connection refused")])[0]
     assert result["failed"] and "imds.azure.route" in result["msg"]
 
 
@@ -166,7 +166,7 @@ def test_no_dmi_probe_answers(monkeypatch, tmp_path):
 
 
 def test_explicit_endpoint_failure_is_failure(monkeypatch):
-    result, _ = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [TransportError("refused", "connection refused")])
+    result = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [TransportError("refused", "connection refused")])[0]
     assert result["failed"] and "connection refused" in result["msg"]
     assert result["url"].startswith("http://127.0.0.1:1/metadata/instance")
 
@@ -188,7 +188,7 @@ def test_check_mode_still_gathers(monkeypatch):
 
 
 def test_document_that_is_not_an_object(monkeypatch):
-    result, _ = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [HttpResponse(200, {}, b"[1, 2]")])
+    result = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [HttpResponse(200, {}, b"[1, 2]")])[0]
     assert result["failed"] and "not an instance document" in result["msg"]
 
 
@@ -201,6 +201,6 @@ def test_duplicate_key_becomes_warning(monkeypatch):
     warned = []
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warned.append(msg))
     body = b'{"compute": {"vmId": "a", "vmId": "b"}, "network": {"interface": []}}'
-    result, _ = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [HttpResponse(200, {}, body)])
+    result = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [HttpResponse(200, {}, body)])[0]
     assert result["ansible_facts"]["ansible_azure_vm_id"] == "b"
     assert warned and "'vmId' twice" in warned[0]

@@ -1,0 +1,527 @@
+# This file is private to imds.azure; it is not a public API.
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The decision behind the imds.azure.route role, as pure functions.
+
+IMDS answers at 169.254.169.254 only through the VM's primary interface. When another
+interface owns 169.254.0.0/16 (a failover cluster's virtual adapter on Windows, a
+cluster, container or VPN interface on Linux), the longest matching route sends IMDS
+traffic there and it times out. Microsoft's fix is a host route for 169.254.169.254/32
+through the interface that holds the default route.
+
+This module reads a routing table (the text of Windows ``route print``, or the JSON of
+Linux ``ip -j route`` and ``ip -j addr``), finds the primary interface (the one holding
+the default route with the lowest metric; on a tie the route listed first wins and the
+plan carries a warning), finds where 169.254.169.254 goes today (longest prefix, then
+lowest metric) and returns a plan: what to add, what to remove, and why. It runs no
+commands and touches no network; the role carries the plan out with Ansible modules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+IMDS_ADDRESS = ipaddress.IPv4Address("169.254.169.254")
+IMDS_NETWORK = ipaddress.IPv4Network("169.254.169.254/32")
+DEFAULT_NETWORK = ipaddress.IPv4Network("0.0.0.0/0")
+LINUX_PROTOCOL = "static"  # the protocol the role gives its route, so it can tell its own
+WINDOWS_MAX_METRIC = 9999  # route.exe refuses larger metrics
+LINUX_MAX_METRIC = 4294967295
+# Route types that end a lookup in the main table without an interface.
+_LINUX_TERMINAL_TYPES = frozenset(("blackhole", "unreachable", "prohibit"))
+_LINUX_IGNORED_TYPES = frozenset(("local", "broadcast", "multicast", "anycast", "nat", "throw"))
+
+_IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}"
+# An Active Routes row: destination, netmask, gateway (an address or a word such as
+# "On-link", localized and possibly several words), interface address, metric.
+_ACTIVE_ROW = re.compile(rf"^\s*({_IPV4})\s+({_IPV4})\s+(\S.*?)\s+({_IPV4})\s+(\d+)\s*$")
+# A Persistent Routes row: network address, netmask, gateway address, metric (or "Default").
+_PERSISTENT_ROW = re.compile(rf"^\s*({_IPV4})\s+({_IPV4})\s+({_IPV4})\s+(\S+)\s*$")
+
+
+class RouteTableError(ValueError):
+    """The routing table could not be read."""
+
+
+class RouteDecisionError(ValueError):
+    """The table was read, but no safe plan follows from it."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One IPv4 route, in the terms both platforms share.
+
+    ``interface`` is the device name on Linux and the interface address on Windows
+    (``route print`` names interfaces by address). ``gateway`` is None for on-link
+    routes. ``kind`` is ``unicast`` or, on Linux, a terminal type such as ``blackhole``.
+    """
+
+    network: ipaddress.IPv4Network
+    interface: str | None
+    gateway: str | None = None
+    metric: int = 0
+    source: str | None = None
+    protocol: str | None = None
+    kind: str = "unicast"
+    multipath: bool = False
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {
+            "destination": str(self.network),
+            "interface": self.interface,
+            "gateway": self.gateway,
+            "metric": self.metric,
+            "source": self.source,
+            "protocol": self.protocol,
+            "type": self.kind,
+        }
+
+    def describe(self) -> str:
+        if self.kind != "unicast":
+            return f"{self.kind} route {self.network}"
+        via = f"via {self.gateway}" if self.gateway else "on-link"
+        return f"{self.network} {via} on {self.interface} (metric {self.metric})"
+
+
+@dataclass(frozen=True)
+class PersistentRoute:
+    """One row of the Windows ``Persistent Routes`` section."""
+
+    network: ipaddress.IPv4Network
+    gateway: str
+    metric: int | None  # None when Windows shows "Default"
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {"destination": str(self.network), "gateway": self.gateway, "metric": self.metric}
+
+
+@dataclass
+class WindowsTable:
+    active: list[Route]
+    persistent: list[PersistentRoute]
+
+
+@dataclass
+class Plan:
+    """What the role must do, and why. ``as_dict`` is what the filters return."""
+
+    platform: str
+    state: str
+    primary: dict[str, t.Any] | None
+    current: Route | None
+    through_primary: bool
+    existing: list[Route]
+    add: dict[str, t.Any] | None
+    remove: list[dict[str, t.Any]]
+    commands: list[t.Any]
+    reason: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def action(self) -> str:
+        if self.add and self.remove:
+            return "replace"
+        if self.add:
+            return "add"
+        if self.remove:
+            return "remove"
+        return "none"
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {
+            "platform": self.platform,
+            "state": self.state,
+            "destination": str(IMDS_NETWORK),
+            "primary": self.primary,
+            "current": self.current.as_dict() if self.current else None,
+            "through_primary": self.through_primary,
+            "existing": [r.as_dict() for r in self.existing],
+            "action": self.action,
+            "changed": self.action != "none",
+            "add": self.add,
+            "remove": self.remove,
+            "commands": self.commands,
+            "reason": self.reason,
+            "warnings": self.warnings,
+        }
+
+
+# ---------------------------------------------------------------------------------
+# Reading the tables
+
+
+def _network(destination: str, netmask: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(f"{destination}/{netmask}")
+    except ValueError as exc:
+        raise RouteTableError(f"route print row {destination} {netmask} is not a valid IPv4 network: {exc}") from None
+
+
+def parse_route_print(text: t.Any) -> WindowsTable:
+    """Read the IPv4 part of Windows ``route print`` (or ``route print -4``) output.
+
+    Rows are recognised by their shape, not by the (localized) headings: an Active
+    Routes row has five columns ending in an interface address and a metric; a
+    Persistent Routes row has four. Everything after a heading that mentions IPv6 is
+    skipped until a heading mentions IPv4 again; the Interface List never matches.
+    """
+    if not isinstance(text, str):
+        raise RouteTableError(f"expected the text of `route print`, got {type(text).__name__}")
+    active: list[Route] = []
+    persistent: list[PersistentRoute] = []
+    in_ipv6 = False
+    for line in text.splitlines():
+        row = _ACTIVE_ROW.match(line)
+        if row is None:
+            prow = _PERSISTENT_ROW.match(line)
+            if prow is None:
+                if "IPv6" in line:
+                    in_ipv6 = True
+                elif "IPv4" in line:
+                    in_ipv6 = False
+                continue
+            if in_ipv6:
+                continue
+            destination, netmask, gateway, metric = prow.groups()
+            persistent.append(PersistentRoute(_network(destination, netmask), gateway,
+                                              int(metric) if metric.isdigit() else None))
+            continue
+        if in_ipv6:
+            continue
+        destination, netmask, gateway, interface, metric = row.groups()
+        try:
+            ipaddress.IPv4Address(interface)
+            gateway_address = str(ipaddress.IPv4Address(gateway)) if re.fullmatch(_IPV4, gateway) else None
+        except ValueError as exc:
+            raise RouteTableError(f"route print row {line.strip()!r} has an invalid address: {exc}") from None
+        active.append(Route(_network(destination, netmask), interface, gateway_address, int(metric)))
+    if not active:
+        sample = " ".join(text.split())[:80]
+        raise RouteTableError(
+            "found no IPv4 Active Routes in the `route print` output (expected rows such as "
+            f"'0.0.0.0  0.0.0.0  10.0.1.1  10.0.1.10  266'); the output began with: {sample!r}")
+    return WindowsTable(active, persistent)
+
+
+def _load_json(data: t.Any, what: str) -> list[dict[str, t.Any]]:
+    if isinstance(data, (str, bytes)):
+        text = data.decode() if isinstance(data, bytes) else data
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            sample = " ".join(text.split())[:80]
+            raise RouteTableError(f"the output of `{what}` is not JSON ({exc}); it began with: {sample!r}") from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise RouteTableError(f"the output of `{what}` must be a JSON list of objects, got {type(data).__name__}")
+    return data
+
+
+def _int(value: t.Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise RouteTableError(f"{what} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise RouteTableError(f"{what} must be an integer, got {value!r}") from None
+
+
+def parse_ip_route(data: t.Any) -> list[Route]:
+    """Read ``ip -j route`` output (text or already parsed) into IPv4 routes.
+
+    Routes of other families are skipped, and so are local, broadcast and throw
+    routes, which never carry traffic for 169.254.169.254 in the main table.
+    """
+    routes: list[Route] = []
+    for entry in _load_json(data, "ip -j route"):
+        dst = entry.get("dst")
+        if not isinstance(dst, str):
+            raise RouteTableError(f"an `ip -j route` entry has no destination: {entry!r}")
+        kind = entry.get("type", "unicast")
+        if kind in _LINUX_IGNORED_TYPES:
+            continue
+        try:
+            network = DEFAULT_NETWORK if dst == "default" else ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            raise RouteTableError(f"an `ip -j route` entry has an invalid destination {dst!r}") from None
+        if network.version != 4:
+            continue
+        metric = _int(entry.get("metric", 0), f"the metric of route {dst}")
+        protocol = entry.get("protocol")
+        if kind in _LINUX_TERMINAL_TYPES:
+            routes.append(Route(network, None, None, metric, None, protocol, kind))
+            continue
+        nexthops = entry.get("nexthops")
+        if isinstance(nexthops, list) and nexthops and isinstance(nexthops[0], dict):
+            first = nexthops[0]
+            routes.append(Route(network, first.get("dev"), first.get("gateway"), metric,
+                                entry.get("prefsrc"), protocol, kind, multipath=len(nexthops) > 1))
+            continue
+        dev = entry.get("dev")
+        if not isinstance(dev, str):
+            raise RouteTableError(f"the `ip -j route` entry for {dst} names no device: {entry!r}")
+        routes.append(Route(network, dev, entry.get("gateway"), metric, entry.get("prefsrc"), protocol, kind))
+    return routes
+
+
+def parse_ip_addr(data: t.Any) -> dict[str, list[ipaddress.IPv4Interface]]:
+    """Read ``ip -j addr`` output into the IPv4 addresses of each interface, in order."""
+    addresses: dict[str, list[ipaddress.IPv4Interface]] = {}
+    for link in _load_json(data, "ip -j addr"):
+        name = link.get("ifname")
+        if not isinstance(name, str):
+            raise RouteTableError(f"an `ip -j addr` entry has no interface name: {link!r}")
+        found = addresses.setdefault(name, [])
+        for info in link.get("addr_info") or []:
+            if not isinstance(info, dict) or info.get("family") != "inet":
+                continue
+            try:
+                found.append(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
+            except (KeyError, ValueError):
+                raise RouteTableError(f"interface {name} has an unreadable IPv4 address: {info!r}") from None
+    return addresses
+
+
+# ---------------------------------------------------------------------------------
+# Deciding
+
+
+def lookup(routes: t.Iterable[Route], address: ipaddress.IPv4Address = IMDS_ADDRESS) -> Route | None:
+    """The route the table picks for address: longest prefix, then lowest metric, then first."""
+    best: Route | None = None
+    for route in routes:
+        if address not in route.network:
+            continue
+        if best is None or (route.network.prefixlen, -route.metric) > (best.network.prefixlen, -best.metric):
+            best = route
+    return best
+
+
+def default_route(routes: list[Route], interface: str | None, warnings: list[str]) -> Route:
+    """The default route that names the primary interface (lowest metric; first on a tie)."""
+    defaults = [r for r in routes if r.network == DEFAULT_NETWORK and r.kind == "unicast"]
+    if interface:
+        on_interface = [r for r in defaults if r.interface == interface]
+        if on_interface:
+            return min(on_interface, key=lambda r: r.metric)
+        return Route(DEFAULT_NETWORK, interface, None, 0)
+    if not defaults:
+        raise RouteDecisionError(
+            "the routing table has no default route (0.0.0.0/0), so the primary interface is unknown; "
+            "set imds_route_interface to the interface that reaches Azure")
+    best = min(r.metric for r in defaults)
+    winners = [r for r in defaults if r.metric == best]
+    chosen = winners[0]
+    others = sorted({r.interface for r in winners if r.interface != chosen.interface} - {None})
+    if others:
+        warnings.append(
+            f"{len(winners)} default routes share the lowest metric {best}; the one listed first "
+            f"({chosen.describe()}) was taken as primary over {', '.join(others)}. "
+            "Set imds_route_interface to choose.")
+    if chosen.multipath:
+        warnings.append(f"the default route is multipath; its first next hop ({chosen.interface}) was taken as primary")
+    return chosen
+
+
+def _check_state(state: str, metric: t.Any, max_metric: int, gateway: str | None) -> int:
+    if state not in ("present", "absent"):
+        raise RouteDecisionError(f"state must be 'present' or 'absent', got {state!r}")
+    if isinstance(metric, bool):
+        raise RouteDecisionError(f"metric must be an integer between 0 and {max_metric}, got {metric!r}")
+    try:
+        value = int(metric)
+    except (TypeError, ValueError):
+        raise RouteDecisionError(f"metric must be an integer between 0 and {max_metric}, got {metric!r}") from None
+    if not 0 <= value <= max_metric:
+        raise RouteDecisionError(f"metric must be an integer between 0 and {max_metric}, got {metric!r}")
+    if gateway:
+        try:
+            ipaddress.IPv4Address(gateway)
+        except ValueError:
+            raise RouteDecisionError(f"gateway must be an IPv4 address, got {gateway!r}") from None
+    return value
+
+
+def _where(current: Route | None) -> str:
+    return current.describe() if current else "nowhere (no route matches it)"
+
+
+def _linux_source(primary: Route, addresses: dict[str, list[ipaddress.IPv4Interface]],
+                  gateway: str | None) -> str:
+    name = primary.interface or ""
+    if name not in addresses:
+        raise RouteDecisionError(f"interface {name} is not in the `ip -j addr` output")
+    candidates = addresses[name]
+    if primary.source and any(str(a.ip) == primary.source for a in candidates):
+        return primary.source
+    if not candidates:
+        raise RouteDecisionError(f"interface {name} holds the default route but has no IPv4 address")
+    if gateway:
+        for address in candidates:
+            if ipaddress.IPv4Address(gateway) in address.network:
+                return str(address.ip)
+    return str(candidates[0].ip)
+
+
+def _linux_argv(verb: str, route: dict[str, t.Any]) -> list[str]:
+    argv = ["ip", "-4", "route", verb, route["destination"]]
+    if route.get("gateway"):
+        argv += ["via", route["gateway"]]
+    argv += ["dev", route["interface"]]
+    if verb == "add" and route.get("source"):
+        argv += ["src", route["source"]]
+    # Only the role's own routes are ever deleted, so "del" names the protocol too.
+    return argv + ["metric", str(route["metric"]), "proto", LINUX_PROTOCOL]
+
+
+def _linux_route_dict(route: Route) -> dict[str, t.Any]:
+    return {"destination": str(IMDS_NETWORK), "interface": route.interface, "gateway": route.gateway,
+            "source": route.source, "metric": route.metric, "protocol": route.protocol}
+
+
+def plan_linux(routes_json: t.Any, addresses_json: t.Any, *, state: str = "present", metric: t.Any = 1,
+               force: bool = False, interface: str | None = None, gateway: str | None = None) -> Plan:
+    """Plan the /32 route on Linux from ``ip -j route`` and ``ip -j addr`` output.
+
+    The role's own routes carry ``proto static``; they are kept in line with the
+    variables (a changed metric replaces them) and are the only ones state=absent
+    removes. Routes from elsewhere (DHCP, an administrator) are never touched.
+    """
+    metric = _check_state(state, metric, LINUX_MAX_METRIC, gateway)
+    routes = parse_ip_route(routes_json)
+    addresses = parse_ip_addr(addresses_json)
+    warnings: list[str] = []
+    current = lookup(routes)
+    existing = [r for r in routes if r.network == IMDS_NETWORK]
+    ours = [r for r in existing if r.protocol == LINUX_PROTOCOL and r.kind == "unicast"]
+
+    if state == "absent":
+        others = [r for r in existing if r not in ours]
+        if others:
+            warnings.append("left alone (not added by this role, whose routes carry proto static): "
+                            + "; ".join(f"{r.describe()} proto {r.protocol or 'boot'}" for r in others))
+        remove = [_linux_route_dict(r) for r in ours]
+        reason = (f"removing {len(ours)} route(s) for {IMDS_NETWORK} with proto {LINUX_PROTOCOL}" if ours
+                  else f"no route for {IMDS_NETWORK} with proto {LINUX_PROTOCOL} exists")
+        return Plan("linux", state, None, current, False, existing, None, remove,
+                    [_linux_argv("del", r) for r in remove], reason, warnings)
+
+    if interface and interface not in addresses:
+        raise RouteDecisionError(f"imds_route_interface {interface!r} is not an interface of this host "
+                                 f"(known: {', '.join(sorted(addresses)) or 'none'})")
+    primary = default_route(routes, interface, warnings)
+    next_hop = gateway or primary.gateway
+    source = _linux_source(primary, addresses, next_hop)
+    primary_info = {"interface": primary.interface, "address": source, "gateway": primary.gateway,
+                    "metric": primary.metric}
+    through_primary = bool(current and current.kind == "unicast" and current.interface == primary.interface)
+    desired = Route(IMDS_NETWORK, primary.interface, next_hop, metric, source, LINUX_PROTOCOL)
+    matching = [r for r in ours if (r.interface, r.gateway, r.source, r.metric) ==
+                (desired.interface, desired.gateway, desired.source, desired.metric)]
+    stale = [r for r in ours if r not in matching]
+    satisfied = through_primary and (not force or (current is not None and current.network == IMDS_NETWORK))
+
+    add: dict[str, t.Any] | None = None
+    if matching:
+        reason = f"the route {desired.describe()} is in place"
+    elif satisfied and not stale:
+        reason = f"169.254.169.254 already leaves through the primary interface {primary.interface}: {_where(current)}"
+    else:
+        add = _linux_route_dict(desired)
+        if stale:
+            reason = (f"replacing this role's route ({'; '.join(r.describe() for r in stale)}) "
+                      f"with {desired.describe()}")
+        elif force:
+            reason = f"imds_route_force is set: adding {desired.describe()} (today: {_where(current)})"
+        else:
+            reason = (f"169.254.169.254 leaves through {_where(current)}, not through the primary "
+                      f"interface {primary.interface}; adding {desired.describe()}")
+    remove = [_linux_route_dict(r) for r in stale]
+
+    after = [r for r in routes if r not in stale] + ([desired] if add else [])
+    winner = lookup(after)
+    if winner is None or winner.kind != "unicast" or winner.interface != primary.interface:
+        raise RouteDecisionError(
+            f"even with this role's route, 169.254.169.254 would leave through {_where(winner)}. "
+            f"Remove that route or set imds_route_metric below {winner.metric if winner else 0}")
+    clash = [r for r in existing if r not in ours and r.metric == metric and add is not None]
+    if clash:
+        raise RouteDecisionError(
+            f"a route for {IMDS_NETWORK} with metric {metric} already exists ({clash[0].describe()}); "
+            "the kernel allows one per metric. Set imds_route_metric to another value")
+
+    commands = [_linux_argv("del", r) for r in remove] + ([_linux_argv("add", add)] if add else [])
+    return Plan("linux", state, primary_info, current, through_primary, existing, add, remove, commands,
+                reason, warnings)
+
+
+def plan_windows(route_print: t.Any, *, state: str = "present", metric: t.Any = 1, force: bool = False,
+                 interface: str | None = None, gateway: str | None = None) -> Plan:
+    """Plan the /32 route on Windows from ``route print -4`` output.
+
+    Microsoft's fix passes the primary interface's own address as the gateway
+    (``route add 169.254.169.254/32 10.0.1.10 metric 1 -p``), which makes the route
+    on-link through that interface; that is the default here too. The persistent rows
+    are this role's (and ``route -p``'s) routes: state=absent removes those.
+    """
+    metric = _check_state(state, metric, WINDOWS_MAX_METRIC, gateway)
+    table = parse_route_print(route_print)
+    warnings: list[str] = []
+    current = lookup(table.active)
+    existing = [r for r in table.active if r.network == IMDS_NETWORK]
+    persisted = [p for p in table.persistent if p.network == IMDS_NETWORK]
+
+    if state == "absent":
+        if not persisted and existing:
+            warnings.append("left alone (active but not persistent, so not added by this role): "
+                            + "; ".join(r.describe() for r in existing))
+        remove = [p.as_dict() for p in persisted]
+        reason = (f"removing the persistent route(s) for {IMDS_NETWORK}" if persisted
+                  else f"no persistent route for {IMDS_NETWORK} exists")
+        commands = ["route delete 169.254.169.254 mask 255.255.255.255"] if persisted else []
+        return Plan("windows", state, None, current, False, existing, None, remove, commands, reason, warnings)
+
+    if interface:
+        try:
+            ipaddress.IPv4Address(interface)
+        except ValueError:
+            raise RouteDecisionError(
+                f"on Windows imds_route_interface is the interface's IPv4 address (the Interface "
+                f"column of route print), got {interface!r}") from None
+        if not any(r.interface == interface for r in table.active):
+            raise RouteDecisionError(f"imds_route_interface {interface} is not an interface in route print")
+    primary = default_route(table.active, interface, warnings)
+    primary_info = {"interface": primary.interface, "address": primary.interface, "gateway": primary.gateway,
+                    "metric": primary.metric}
+    through_primary = bool(current and current.interface == primary.interface)
+    satisfied = through_primary and (not force or (current is not None and current.network == IMDS_NETWORK))
+    next_hop = gateway or primary.interface
+    add: dict[str, t.Any] | None = None
+    remove: list[dict[str, t.Any]] = []
+    commands: list[t.Any] = []
+    if satisfied:
+        reason = f"169.254.169.254 already leaves through the primary interface {primary.interface}: {_where(current)}"
+    else:
+        add = {"destination": str(IMDS_NETWORK), "gateway": next_hop, "interface": primary.interface,
+               "metric": metric}
+        remove = [p.as_dict() for p in persisted]
+        if remove:
+            commands.append("route delete 169.254.169.254 mask 255.255.255.255")
+        commands.append(f"route add {IMDS_NETWORK} {next_hop} metric {metric} -p")
+        what = f"adding {IMDS_NETWORK} through {next_hop} (interface {primary.interface}, metric {metric})"
+        if force and through_primary:
+            reason = f"imds_route_force is set: {what} (today: {_where(current)})"
+        else:
+            reason = (f"169.254.169.254 leaves through {_where(current)}, not through the primary "
+                      f"interface {primary.interface}; {what}")
+        blocking = [r for r in existing if r.interface != primary.interface]
+        if blocking and not persisted:
+            warnings.append("a non-persistent route for 169.254.169.254/32 through another interface exists "
+                            f"({'; '.join(r.describe() for r in blocking)}); ansible.windows.win_route cannot "
+                            "remove it, and it may still win. Remove it with `route delete 169.254.169.254`")
+    return Plan("windows", state, primary_info, current, through_primary, existing, add, remove, commands,
+                reason, warnings)

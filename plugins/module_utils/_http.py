@@ -61,8 +61,9 @@ def classify_error(exc: BaseException) -> TransportError:
         return TransportError("reset", "connection reset by the peer")
     if "closed" in text.lower() or "RemoteDisconnected" in type(inner).__name__:
         return TransportError("reset", f"connection closed without a response ({text})")
-    if isinstance(inner, OSError) and getattr(inner, "errno", None) in (101, 113, 65, 51):
-        return TransportError("unreachable", f"network unreachable ({text})")
+    if (isinstance(inner, OSError) and getattr(inner, "errno", None) in (101, 113, 65, 51)
+            or "unreachable" in text.lower() or "no route to host" in text.lower()):
+        return TransportError("unreachable", f"no route to the endpoint ({text})")
     return TransportError("error", text or type(inner).__name__)
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ansible_collections.imds.azure.plugins.module_utils._http import (
-    FetchUrlTransport, OpenUrlTransport, TransportError)
+    FetchUrlTransport, OpenUrlTransport, TransportError, classify_error)
 
 TRANSPORTS = [FetchUrlTransport, OpenUrlTransport]
 
@@ -194,3 +194,17 @@ def test_reset_mid_body(server, transport):
     with pytest.raises(TransportError) as exc:
         get(transport, s.url)
     assert exc.value.kind in ("reset", "truncated")
+
+
+@pytest.mark.parametrize("exc, kind", [
+    (OSError("Request failed: <urlopen error [Errno 101] Network is unreachable>"), "unreachable"),
+    (OSError("Request failed: <urlopen error [Errno 113] No route to host>"), "unreachable"),
+    (OSError("Request failed: <urlopen error timed out>"), "timeout"),
+    (OSError("Connection failure: [Errno 104] Connection reset by peer"), "reset"),
+    (OSError("Request failed: <urlopen error [Errno 111] Connection refused>"), "refused"),
+    (OSError("Connection failure: Remote end closed connection without response"), "reset"),
+    (OSError("something else"), "error"),
+])
+def test_classify_fetch_url_messages(exc, kind):
+    """fetch_url reports failures as text; the kinds the client acts on must survive that."""
+    assert classify_error(exc).kind == kind

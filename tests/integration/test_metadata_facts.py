@@ -1,0 +1,323 @@
+"""imds.azure.metadata_facts through real ansible-playbook against the IMDS emulator."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.utils.paths import REPO
+
+PROFILES = REPO / "tests" / "emulator" / "profiles"
+NEWEST = "2025-04-07"
+
+GATHER = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Gather
+      imds.azure.metadata_facts:
+        endpoint: "{{ endpoint }}"
+        {extra}
+    - name: Save the facts
+      ansible.builtin.copy:
+        content: "{{{{ ansible_facts | to_json }}}}"
+        dest: "{{{{ out_dir }}}}/facts.json"
+        mode: "0600"
+      check_mode: false
+"""
+
+
+def gather(extra=""):
+    return GATHER.replace("{extra}", extra).replace("{{{{", "{{").replace("}}}}", "}}")
+
+
+def profile(name):
+    return json.loads((PROFILES / f"{name}.json").read_text())
+
+
+def imds_requests(emu):
+    return [r for r in emu.requests if r["path"].startswith("/metadata/")]
+
+
+def test_module_as_task(emulator, playbook):
+    emu = emulator(profile="linux")
+    result = playbook(gather(), extra_vars={"endpoint": emu.url}).check()
+    facts = result.read_json("facts.json")
+    doc = profile("linux")
+    assert facts["azure_detected"] is True
+    assert facts["azure_api_version"] == NEWEST
+    assert facts["azure_vm_id"] == doc["compute"]["vmId"]
+    assert facts["azure_name"] == doc["compute"]["name"]
+    assert facts["azure_location"] == doc["compute"]["location"]
+    assert facts["azure_platform_fault_domain"] == int(doc["compute"]["platformFaultDomain"])
+    assert facts["azure_tags"] == {t["name"]: t["value"] for t in doc["compute"]["tagsList"]}
+    assert facts["azure_private_ipv4"] == doc["network"]["interface"][0]["ipv4"]["ipAddress"][0]["privateIpAddress"]
+    assert "userData" not in facts["azure_metadata"]["compute"]
+    # exactly one IMDS request per gather when the version is known, with the right headers
+    requests = imds_requests(emu)
+    assert len(requests) == 1
+    assert requests[0]["path"] == "/metadata/instance"
+    assert requests[0]["query"]["api-version"] == NEWEST
+    assert requests[0]["headers"]["metadata"] == "true"
+    assert "x-forwarded-for" not in requests[0]["headers"]
+    assert "x-ms-client-request-id" in requests[0]["headers"]
+    assert gather_status(result) == "ok"
+
+
+def gather_status(result):
+    """The status ansible-playbook printed for the Gather task (ok, changed, failed...)."""
+    match = re.search(r"TASK \[Gather\] \**\n(\w+):", result.stdout)
+    return match.group(1) if match else None
+
+
+def test_top_level_injected_names_too(emulator, playbook):
+    emu = emulator(profile="windows")
+    pb = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - imds.azure.metadata_facts:
+        endpoint: "{{ endpoint }}"
+    - ansible.builtin.copy:
+        content: "{{ {'top': ansible_azure_os_type, 'ns': ansible_facts['azure_os_type']} | to_json }}"
+        dest: "{{ out_dir }}/names.json"
+        mode: "0600"
+"""
+    names = playbook(pb, extra_vars={"endpoint": emu.url}).check().read_json("names.json")
+    assert names == {"top": "Windows", "ns": "Windows"}
+
+
+def test_gather_facts_module_with_module_defaults(emulator, playbook):
+    emu = emulator(profile="scaleset")
+    pb = """
+- hosts: all
+  gather_facts: true
+  module_defaults:
+    imds.azure.metadata_facts:
+      endpoint: "{{ endpoint }}"
+  tasks:
+    - ansible.builtin.copy:
+        content: "{{ ansible_facts | to_json }}"
+        dest: "{{ out_dir }}/facts.json"
+        mode: "0600"
+"""
+    cfg = "facts_modules = ansible.builtin.setup, imds.azure.metadata_facts\n"
+    facts = playbook(pb, extra_vars={"endpoint": emu.url}, cfg=cfg).check().read_json("facts.json")
+    assert facts["azure_vm_id"] == profile("scaleset")["compute"]["vmId"]
+    assert facts["azure_compute"]["vm_scale_set_name"] == profile("scaleset")["compute"]["vmScaleSetName"]
+    assert "distribution" in facts  # setup ran too
+    assert len(imds_requests(emu)) == 1
+
+
+def test_action_group_module_defaults(emulator, playbook):
+    emu = emulator(profile="linux")
+    pb = """
+- hosts: all
+  gather_facts: false
+  module_defaults:
+    group/imds.azure.imds:
+      endpoint: "{{ endpoint }}"
+      filter: [azure_vm_id]
+  tasks:
+    - imds.azure.metadata_facts:
+    - ansible.builtin.copy:
+        content: "{{ ansible_facts | dict2items | selectattr('key', 'match', 'azure_') | items2dict | to_json }}"
+        dest: "{{ out_dir }}/facts.json"
+        mode: "0600"
+"""
+    facts = playbook(pb, extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+    assert facts == {"azure_vm_id": profile("linux")["compute"]["vmId"]}
+
+
+def test_filter(emulator, playbook):
+    emu = emulator(profile="multi-nic-ipv6")
+    facts = playbook(gather("filter: ['azure_*ipv6*', 'ansible_azure_mac_addresses']"),
+                     extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+    assert set(facts) == {"azure_ipv6_addresses", "azure_mac_addresses"}
+    assert facts["azure_ipv6_addresses"]
+    assert all(m.count(":") == 5 and m == m.lower() for m in facts["azure_mac_addresses"])
+
+
+def test_hostile_proxy_environment_is_ignored(emulator, playbook):
+    emu = emulator(profile="linux")
+    proxy = emulator(profile="windows")  # records anything sent to it
+    env = {name: proxy.url for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")}
+    env.update(no_proxy="", NO_PROXY="")
+    pb = gather().replace("  tasks:", "  environment:\n    http_proxy: \"{{ proxy }}\"\n    HTTP_PROXY: \"{{ proxy }}\"\n  tasks:")
+    facts = playbook(pb, extra_vars={"endpoint": emu.url, "proxy": proxy.url}, env=env).check().read_json("facts.json")
+    assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
+    assert proxy.requests == []
+    assert len(imds_requests(emu)) == 1
+
+
+def test_pinned_old_api_version(emulator, playbook):
+    emu = emulator(profile="linux")
+    facts = playbook(gather("api_version: '2017-04-02'"), extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+    assert facts["azure_api_version"] == "2017-04-02"
+    assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
+    assert facts["azure_environment"] is None  # azEnvironment came with 2018-10-01
+    assert facts["azure_resource_group"] is None  # came with 2017-08-01
+    assert imds_requests(emu)[0]["query"]["api-version"] == "2017-04-02"
+
+
+def test_version_negotiated_where_region_lags(emulator, playbook):
+    emu = emulator(profile="linux", faults={"versions": ["2020-09-01", "2021-01-01", "2021-02-01"]})
+    result = playbook(gather(), extra_vars={"endpoint": emu.url}).check()
+    facts = result.read_json("facts.json")
+    assert facts["azure_api_version"] == "2021-02-01"
+    assert [r["query"].get("api-version") for r in imds_requests(emu)] == [NEWEST, "2021-02-01"]
+
+
+def test_pinned_version_refused_is_a_clear_failure(emulator, playbook):
+    emu = emulator(profile="linux", faults={"versions": ["2021-01-01", "2021-02-01"]})
+    result = playbook(gather("api_version: '2025-04-07'"), extra_vars={"endpoint": emu.url})
+    assert result.returncode != 0
+    assert "pinned api_version 2025-04-07" in result.stdout and "2021-02-01" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_410_storm_that_ends(emulator, playbook):
+    emu = emulator(profile="linux", faults={"status_for_seconds": {"status": 410, "seconds": 3}})
+    start = time.monotonic()
+    facts = playbook(gather("retry_timeout: 30"), extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+    assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
+    statuses = [r["status"] for r in imds_requests(emu)]
+    assert statuses[-1] == 200 and set(statuses[:-1]) == {410}
+    assert time.monotonic() - start < 30
+    times = [r["time"] for r in imds_requests(emu)]
+    assert all(b - a >= 0.2 for a, b in zip(times, times[1:]))  # backed off, never spun
+
+
+def test_410_storm_outlasting_the_deadline(emulator, playbook):
+    emu = emulator(profile="linux", faults={"status_always": 410})
+    result = playbook(gather("retry_timeout: 4\n        timeout: 2"), extra_vars={"endpoint": emu.url})
+    assert result.returncode != 0
+    assert "not ready yet" in result.stdout and "410" in result.stdout
+    assert "Traceback" not in result.output
+    requests = imds_requests(emu)
+    assert requests[-1]["time"] - requests[0]["time"] <= 4 + 0.5
+
+
+def test_check_mode(emulator, playbook):
+    emu = emulator(profile="linux")
+    result = playbook(gather(), extra_vars={"endpoint": emu.url}, args=("--check",)).check()
+    assert result.read_json("facts.json")["azure_vm_id"] == profile("linux")["compute"]["vmId"]
+    assert gather_status(result) == "ok"
+
+
+def test_bad_option_is_a_clear_failure(emulator, playbook):
+    result = playbook(gather(), extra_vars={"endpoint": "not-a-url"})
+    assert result.returncode != 0 and "not an http:// URL" in result.stdout
+    assert "Traceback" not in result.output
+
+
+# -- the default endpoint, only inside network namespaces we create -------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
+                                reason="needs root, unshare and ip to create a network namespace")
+
+
+def in_new_netns(script, timeout=120):
+    """Run a bash script in a new, empty network namespace (only loopback exists there)."""
+    return subprocess.run(["unshare", "-n", "bash", "-euo", "pipefail", "-c", script], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.netns
+@needs_root
+def test_default_endpoint_inside_namespace(tmp_path):
+    """The emulator on the real 169.254.169.254:80, in a namespace of our own."""
+    from tests.utils.playbook import ansible_env
+
+    dmi = tmp_path / "chassis_asset_tag"
+    dmi.write_text("7783-7084-3265-9085-8269-3286-77\n")
+    pb = tmp_path / "pb.yml"
+    pb.write_text("""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - imds.azure.metadata_facts:
+        dmi_path: "{{ dmi }}"
+    - ansible.builtin.copy:
+        content: "{{ ansible_facts | to_json }}"
+        dest: "{{ out }}"
+        mode: "0600"
+""")
+    out = tmp_path / "facts.json"
+    log = tmp_path / "requests.jsonl"
+    env = ansible_env(tmp_path)
+    exports = " ".join(f"{k}={json.dumps(v)}" for k, v in env.items() if k.startswith(("ANSIBLE_", "PATH")))
+    script = f"""
+ip link set lo up
+ip addr add 169.254.169.254/32 dev lo
+{sys.executable} {REPO}/tests/emulator/imds_emulator.py --bind 169.254.169.254 --port 80 --profile linux \
+  --log {log} --port-file {tmp_path}/port --lifetime 120 >/dev/null 2>&1 &
+for _ in $(seq 100); do [ -s {tmp_path}/port ] && break; sleep 0.05; done
+export {exports}
+ansible-playbook -i localhost, {pb} -e dmi={dmi} -e out={out}
+kill %1
+"""
+    proc = in_new_netns(script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    facts = json.loads(out.read_text())
+    assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
+    assert "Azure's" in facts["azure_detection_reason"]
+    requests = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(requests) == 1 and requests[0]["path"] == "/metadata/instance"
+
+
+@pytest.mark.netns
+@needs_root
+@pytest.mark.parametrize("dmi_content, expect_reason", [
+    ("Default string\n", "not Azure's"),
+    (None, "did not answer"),
+])
+def test_off_azure_inside_namespace(tmp_path, dmi_content, expect_reason):
+    """Not on Azure: DMI says so (no request at all), or no DMI and nothing answers (1 s probe)."""
+    from tests.utils.playbook import ansible_env
+
+    dmi = tmp_path / "chassis_asset_tag"
+    if dmi_content is not None:
+        dmi.write_text(dmi_content)
+    out = tmp_path / "facts.json"
+    pb = tmp_path / "pb.yml"
+    pb.write_text("""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - imds.azure.metadata_facts:
+        dmi_path: "{{ dmi }}"
+    - ansible.builtin.copy:
+        content: "{{ ansible_facts | to_json }}"
+        dest: "{{ out }}"
+        mode: "0600"
+""")
+    env = ansible_env(tmp_path)
+    exports = " ".join(f"{k}={json.dumps(v)}" for k, v in env.items() if k.startswith(("ANSIBLE_", "PATH")))
+    # a namespace where 169.254.0.0/16 is on-link through a veth pair nobody answers on:
+    # the request leaves by the wrong interface and dies there, as on a cluster node
+    script = f"""
+ip link set lo up
+ip link add clu0 type veth peer name clu1
+ip link set clu0 up
+ip link set clu1 up
+ip addr add 169.254.1.156/16 dev clu0
+export {exports}
+ansible-playbook -i localhost, {pb} -e dmi={dmi} -e out={out}
+"""
+    start = time.monotonic()
+    proc = in_new_netns(script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    facts = json.loads(out.read_text())
+    assert facts["azure_detected"] is False and facts["azure_api_version"] is None
+    assert expect_reason in facts["azure_detection_reason"]
+    assert "WARNING" not in proc.stdout + proc.stderr
+    assert time.monotonic() - start < 60

@@ -181,7 +181,12 @@ class ImdsClient:
                  timeout: float = DEFAULT_TIMEOUT, retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
                  limiter: RateLimiter | None = None, clock: t.Callable[[], float] = time.monotonic,
                  sleep: t.Callable[[float], None] = time.sleep,
-                 backoff: t.Callable[[], t.Iterator[float]] | None = None) -> None:
+                 backoff: t.Callable[[], t.Iterator[float]] | None = None,
+                 known_versions: t.Sequence[str] | None = None) -> None:
+        """``known_versions``: the api-versions, oldest first, of an API versioned apart from
+        the instance metadata (scheduled events). The client then asks for the newest of
+        them by default and negotiates only among them; by default it uses KNOWN_VERSIONS.
+        """
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ImdsError(f"The endpoint {endpoint!r} is not an http:// URL with a host; "
@@ -192,7 +197,8 @@ class ImdsClient:
                             url=endpoint, kind="config")
         self.endpoint = endpoint.rstrip("/")
         self.pinned = api_version is not None
-        self.api_version = api_version or NEWEST
+        self.known_versions = tuple(known_versions) if known_versions else None
+        self.api_version = api_version or (self.known_versions[-1] if self.known_versions else NEWEST)
         self.timeout = float(timeout)
         self.retry_timeout = float(retry_timeout)
         self.transport = transport
@@ -250,7 +256,7 @@ class ImdsClient:
                 return ImdsResponse(data, status, version, url, attempts, warnings)
             text, offered = _error_text(response.body)
             if status == 400 and versioned and not negotiated and not self.pinned and self._version_refused(text, offered):
-                better = newest_common(offered) if offered else self._supported_versions()
+                better = self._newest_known(offered) if offered else self._supported_versions()
                 if better and better != version:
                     version = better
                     self.api_version = better  # later calls of this client start with it
@@ -283,8 +289,16 @@ class ImdsClient:
             headers["Content-Type"] = "application/json"
         return self.transport.request(method, url, headers, data, timeout, MAX_BODY_BYTES)
 
+    def _newest_known(self, offered: t.Iterable[str]) -> str | None:
+        """The newest of ``offered`` that this client knows."""
+        if self.known_versions is None:
+            return newest_common(offered)
+        return max((v for v in offered if v in self.known_versions), default=None)
+
     def _supported_versions(self) -> str | None:
         """Ask /metadata/versions (it needs no api-version) for the versions IMDS serves."""
+        if self.known_versions is not None:  # it lists instance versions only
+            return None
         try:
             response = self._send("GET", f"{self.endpoint}/metadata/versions", None, self.timeout)
         except TransportError:

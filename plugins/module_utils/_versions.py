@@ -12,6 +12,12 @@ This is the one place in the collection that knows versions:
     ``/metadata/instance`` category (2017-04-02), and nothing we normalize depends on
     it. A server that still offers it is simply never asked for it.
 
+``EVENTS_VERSIONS``
+    The api-versions of scheduled events (``/metadata/scheduledevents``), oldest
+    first. Scheduled events are versioned on their own: 2019-01-01 is a scheduled
+    events version and no instance version, 2025-04-07 the other way round. The
+    preview ``2017-03-01`` is left out as above.
+
 ``FIELDS``
     Every field of an instance document we know, with the api-version that brings it
     and the kind of value it holds. The normalizer reads the kinds (so that only
@@ -64,6 +70,18 @@ KNOWN_VERSIONS: tuple[str, ...] = (
     "2025-04-07",
 )
 NEWEST: str = KNOWN_VERSIONS[-1]
+
+# Microsoft's release notes: 2017-11-01 brings EventType Preempt, 2019-01-01 Terminate,
+# 2019-04-01 Description, 2019-08-01 EventSource, 2020-07-01 DurationInSeconds.
+EVENTS_VERSIONS: tuple[str, ...] = (
+    "2017-08-01",
+    "2017-11-01",
+    "2019-01-01",
+    "2019-04-01",
+    "2019-08-01",
+    "2020-07-01",
+)
+EVENTS_NEWEST: str = EVENTS_VERSIONS[-1]
 
 _KNOWN = frozenset(KNOWN_VERSIONS)
 _VERSION_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])\Z")

@@ -1,0 +1,409 @@
+"""Scheduled events: every documented document shape, NotBefore, filtering, approval plans, polling.
+
+The documents below keep the shapes (and the values) of the examples Microsoft and Azure
+publish; each is named by what is unusual about it.
+"""
+from __future__ import annotations
+
+import calendar
+import json
+
+import pytest
+
+from ansible_collections.imds.azure.plugins.module_utils import _client
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError, RateLimiter
+from ansible_collections.imds.azure.plugins.module_utils._events import (
+    APPROVE_ALL, EventsDocumentError, concerns, describe, not_before, parse_document, plan_approval, poll_until,
+    select, start_requests)
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, Transport
+from ansible_collections.imds.azure.plugins.module_utils._versions import (
+    EVENTS_NEWEST, EVENTS_VERSIONS, KNOWN_VERSIONS, NEWEST)
+
+# "Example responses" of Microsoft's Linux scheduled-events article (api-version 2020-07-01):
+# two VMs live-migrated, the same Freeze first Scheduled, then Started with NotBefore "".
+LIVE_MIGRATION_SCHEDULED = {
+    "DocumentIncarnation": 2,
+    "Events": [{
+        "EventId": "C7061BAC-AFDC-4513-B24B-AA5F13A16123", "EventStatus": "Scheduled", "EventType": "Freeze",
+        "ResourceType": "VirtualMachine", "Resources": ["WestNO_0", "WestNO_1"],
+        "NotBefore": "Mon, 11 Apr 2022 22:26:58 GMT",
+        "Description": "Virtual machine is being paused because of a memory-preserving Live Migration operation.",
+        "EventSource": "Platform", "DurationInSeconds": 5,
+    }],
+}
+LIVE_MIGRATION_STARTED = {
+    "DocumentIncarnation": 3,
+    "Events": [dict(LIVE_MIGRATION_SCHEDULED["Events"][0], EventStatus="Started", NotBefore="")],
+}
+NO_EVENTS = {"DocumentIncarnation": 1, "Events": []}
+# The compact body Microsoft's Spot VM article shows after "az vm simulate-eviction"
+# (api-version 2019-08-01): one line, no DurationInSeconds, Description "".
+SPOT_PREEMPT_COMPACT = (
+    '{"DocumentIncarnation":1,"Events":[{"EventId":"A123BC45-1234-5678-AB90-ABCDEF123456",'
+    '"EventStatus":"Scheduled","EventType":"Preempt","ResourceType":"VirtualMachine","Resources":["myspotvm"],'
+    '"NotBefore":"Tue, 16 Mar 2021 00:58:46 GMT","Description":"","EventSource":"Platform"}]}'
+)
+# The log of Azure/vm-scheduled-events (a user restarted the VM): EventSource User, duration -1.
+USER_REBOOT_UNKNOWN_DURATION = {
+    "DocumentIncarnation": 2,
+    "Events": [{
+        "EventId": "4CAEA225-A741-474D-A72E-428C86FCD853", "EventStatus": "Scheduled", "EventType": "Reboot",
+        "ResourceType": "VirtualMachine", "Resources": ["flatcar-vm1"], "NotBefore": "Thu, 22 Jul 2021 04:50:17 GMT",
+        "Description": "", "EventSource": "User", "DurationInSeconds": -1,
+    }],
+}
+# The oldest documented shape (2017-08-01 .. 2019-01-01): no Description, EventSource, DurationInSeconds.
+# A scale-set instance name (name_instance) and a Terminate (2019-01-01).
+OLD_SHAPE_SCALE_SET = {
+    "DocumentIncarnation": 7,
+    "Events": [
+        {"EventId": "602d9444-d2cd-49c7-8624-8643e7171297", "EventType": "Terminate", "ResourceType": "VirtualMachine",
+         "Resources": ["web-vmss_3"], "EventStatus": "Scheduled", "NotBefore": "Mon, 19 Sep 2016 18:29:47 GMT"},
+        {"EventId": "f020ba2e-3bc0-4c40-a10b-86575a9eabd5", "EventType": "Reboot", "ResourceType": "VirtualMachine",
+         "Resources": ["FrontEnd_IN_0", "BackEnd_IN_0"], "EventStatus": "Scheduled",
+         "NotBefore": "Mon, 19 Sep 2016 18:29:47 GMT"},
+    ],
+}
+
+APR_11_2022 = calendar.timegm((2022, 4, 11, 22, 26, 58))
+
+
+def events_of(doc, now=APR_11_2022 - 900, vm_name=None):
+    return parse_document(doc, now, vm_name).events
+
+
+# -- every documented shape -------------------------------------------------------------
+
+def test_live_migration_scheduled():
+    doc = parse_document(LIVE_MIGRATION_SCHEDULED, APR_11_2022 - 900, "WestNO_1")
+    assert doc.incarnation == 2 and doc.warnings == []
+    assert doc.events == [{
+        "event_id": "C7061BAC-AFDC-4513-B24B-AA5F13A16123", "event_type": "Freeze", "event_status": "Scheduled",
+        "resource_type": "VirtualMachine", "resources": ["WestNO_0", "WestNO_1"],
+        "not_before": "Mon, 11 Apr 2022 22:26:58 GMT", "not_before_utc": "2022-04-11T22:26:58Z",
+        "seconds_until_not_before": 900,
+        "description": "Virtual machine is being paused because of a memory-preserving Live Migration operation.",
+        "event_source": "Platform", "duration_in_seconds": 5, "for_this_vm": True,
+    }]
+
+
+def test_started_event_has_blank_not_before():
+    (item,) = events_of(LIVE_MIGRATION_STARTED, vm_name="WestNO_0")
+    assert item["event_status"] == "Started"
+    assert item["not_before"] is None and item["not_before_utc"] is None and item["seconds_until_not_before"] is None
+
+
+def test_no_events():
+    doc = parse_document(NO_EVENTS, 0.0, "vm")
+    assert doc.incarnation == 1 and doc.events == [] and doc.warnings == []
+
+
+def test_compact_spot_preempt():
+    now = calendar.timegm((2021, 3, 16, 0, 58, 16))
+    doc = parse_document(json.loads(SPOT_PREEMPT_COMPACT), now, "myspotvm")
+    (item,) = doc.events
+    assert item["event_type"] == "Preempt" and item["for_this_vm"] is True
+    assert item["not_before_utc"] == "2021-03-16T00:58:46Z" and item["seconds_until_not_before"] == 30
+    assert item["description"] is None  # "" means no description
+    assert item["event_source"] == "Platform"
+    assert item["duration_in_seconds"] is None  # absent before 2020-07-01
+
+
+def test_user_reboot_with_unknown_duration():
+    (item,) = events_of(USER_REBOOT_UNKNOWN_DURATION, vm_name="flatcar-vm1")
+    assert item["event_source"] == "User"
+    assert item["duration_in_seconds"] is None  # -1: Azure does not know
+
+
+def test_duration_zero_is_kept():
+    doc = json.loads(json.dumps(LIVE_MIGRATION_SCHEDULED))
+    doc["Events"][0]["DurationInSeconds"] = 0
+    assert events_of(doc)[0]["duration_in_seconds"] == 0
+
+
+def test_old_shape_without_newer_fields():
+    items = events_of(OLD_SHAPE_SCALE_SET, vm_name="web-vmss_3")
+    assert [i["event_type"] for i in items] == ["Terminate", "Reboot"]
+    assert [i["for_this_vm"] for i in items] == [True, False]
+    for item in items:
+        assert item["description"] is None and item["event_source"] is None and item["duration_in_seconds"] is None
+        assert item["not_before_utc"] == "2016-09-19T18:29:47Z"
+
+
+def test_unknown_event_type_and_status_pass_through():
+    doc = {"DocumentIncarnation": 1, "Events": [dict(LIVE_MIGRATION_SCHEDULED["Events"][0],
+                                                      EventType="Hibernate", EventStatus="Paused")]}
+    (item,) = events_of(doc)
+    assert item["event_type"] == "Hibernate" and item["event_status"] == "Paused"
+
+
+def test_incarnation_and_duration_as_strings_are_read():
+    doc = {"DocumentIncarnation": "4", "Events": [dict(LIVE_MIGRATION_SCHEDULED["Events"][0], DurationInSeconds="9")]}
+    parsed = parse_document(doc, 0.0)
+    assert parsed.incarnation == 4 and parsed.events[0]["duration_in_seconds"] == 9
+
+
+def test_missing_resources_means_none():
+    raw = {k: v for k, v in LIVE_MIGRATION_SCHEDULED["Events"][0].items() if k != "Resources"}
+    (item,) = events_of({"DocumentIncarnation": 1, "Events": [raw]}, vm_name="WestNO_0")
+    assert item["resources"] == [] and item["for_this_vm"] is False
+
+
+# -- NotBefore ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, iso", [
+    ("Mon, 11 Apr 2022 22:26:58 GMT", "2022-04-11T22:26:58Z"),
+    ("Mon, 11 Apr 2022 22:26:58 +0000", "2022-04-11T22:26:58Z"),
+    ("Tue, 12 Apr 2022 00:26:58 +0200", "2022-04-11T22:26:58Z"),  # converted to UTC
+    ("Mon, 11 Apr 2022 22:26:58 -0000", "2022-04-11T22:26:58Z"),  # no zone said: UTC
+    ("11 Apr 2022 22:26:58 GMT", "2022-04-11T22:26:58Z"),  # day name is optional in RFC 2822
+    ("2022-04-11T22:26:58Z", "2022-04-11T22:26:58Z"),  # ISO 8601 is read too
+    ("2022-04-12T00:26:58+02:00", "2022-04-11T22:26:58Z"),
+])
+def test_not_before_forms(value, iso):
+    assert not_before(value, APR_11_2022 - 60) == (iso, 60)
+
+
+def test_not_before_in_the_past_is_negative():
+    assert not_before("Mon, 11 Apr 2022 22:26:58 GMT", APR_11_2022 + 5.4) == ("2022-04-11T22:26:58Z", -5)
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_not_before_blank(value):
+    assert not_before(value, 0.0) == (None, None)
+
+
+@pytest.mark.parametrize("value", ["soon", "Mon, 32 Apr 2022 22:26:58 GMT", "2022-13-01T00:00:00Z", "1649716018"])
+def test_not_before_garbage_raises(value):
+    with pytest.raises(ValueError, match="is not a date"):
+        not_before(value, 0.0)
+
+
+def test_unreadable_not_before_is_a_warning_not_a_failure():
+    doc = {"DocumentIncarnation": 1, "Events": [dict(LIVE_MIGRATION_SCHEDULED["Events"][0], NotBefore="tomorrow")]}
+    parsed = parse_document(doc, 0.0)
+    item = parsed.events[0]
+    assert item["not_before"] == "tomorrow" and item["not_before_utc"] is None
+    assert item["seconds_until_not_before"] is None
+    assert len(parsed.warnings) == 1 and "C7061BAC" in parsed.warnings[0] and "'tomorrow'" in parsed.warnings[0]
+
+
+# -- documents that are not scheduled-events documents -----------------------------------
+
+@pytest.mark.parametrize("doc, needle", [
+    ([], "list, not an object"),
+    ("text", "str, not an object"),
+    ({"compute": {}}, "no Events list (its keys: compute)"),
+    ({"DocumentIncarnation": 1, "Events": {}}, "Events is dict, not a list"),
+    ({"Events": []}, "DocumentIncarnation None is not a whole number"),
+    ({"DocumentIncarnation": True, "Events": []}, "DocumentIncarnation True"),
+    ({"DocumentIncarnation": 1.5, "Events": []}, "DocumentIncarnation 1.5"),
+    ({"DocumentIncarnation": 1, "Events": ["x"]}, "event 0 is str, not an object"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventType": "Reboot"}]}, "event 0 has no EventId"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": ""}]}, "event 0 has no EventId"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": "a", "Resources": "vm1"}]},
+     "event a has Resources 'vm1', which is not a list of VM names"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": "a", "Resources": [1]}]}, "not a list of VM names"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": "a", "EventType": 3}]}, "event a has EventType 3"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": "a", "NotBefore": 0}]}, "event a has NotBefore 0"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": "a", "DurationInSeconds": 1.5}]}, "DurationInSeconds 1.5"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": "a", "DurationInSeconds": True}]}, "DurationInSeconds True"),
+    ({"DocumentIncarnation": 1, "Events": [{"EventId": "a"}, {"EventId": "A"}]}, "event A is listed twice"),
+])
+def test_not_a_document(doc, needle):
+    with pytest.raises(EventsDocumentError) as exc:
+        parse_document(doc, 0.0)
+    assert needle in str(exc.value)
+
+
+# -- which events concern this VM --------------------------------------------------------
+
+def test_concerns_ignores_case_and_needs_a_name():
+    item = {"resources": ["WestNO_0", "WestNO_1"]}
+    assert concerns(item, "westno_1") and concerns(item, "WESTNO_0")
+    assert not concerns(item, "WestNO_2") and not concerns(item, "WestNO") and not concerns(item, None)
+    assert not concerns(item, "")
+
+
+def test_select_this_vm_and_types():
+    items = events_of(OLD_SHAPE_SCALE_SET, vm_name="BackEnd_IN_0")
+    assert [i["event_type"] for i in select(items)] == ["Reboot"]
+    assert [i["event_type"] for i in select(items, this_vm_only=False)] == ["Terminate", "Reboot"]
+    assert [i["event_type"] for i in select(items, this_vm_only=False, types=["Terminate"])] == ["Terminate"]
+    assert select(items, types=["Terminate"]) == []
+    assert select(items, types=[]) == []
+
+
+# -- approval plans -----------------------------------------------------------------------
+
+def mixed():
+    """Three events for vm1 (one started), one for vm2."""
+    doc = {"DocumentIncarnation": 5, "Events": [
+        {"EventId": "AAA-1", "EventType": "Reboot", "EventStatus": "Scheduled", "Resources": ["vm1"]},
+        {"EventId": "BBB-2", "EventType": "Freeze", "EventStatus": "Started", "Resources": ["vm1", "vm2"]},
+        {"EventId": "CCC-3", "EventType": "Redeploy", "EventStatus": "Scheduled", "Resources": ["vm2"]},
+        {"EventId": "DDD-4", "EventType": "Freeze", "EventStatus": "Scheduled", "Resources": ["VM1"]},
+    ]}
+    return events_of(doc, vm_name="vm1")
+
+
+def test_approve_all_for_this_vm_takes_scheduled_events_naming_it():
+    assert plan_approval(mixed(), [APPROVE_ALL]) == (["AAA-1", "DDD-4"], [], [])
+
+
+def test_approve_ids_sorts_them_out():
+    plan = plan_approval(mixed(), ["ccc-3", "BBB-2", "gone-9", "AAA-1", "aaa-1 "])
+    assert plan.approve == ["CCC-3", "AAA-1"]  # IMDS's spelling, other VMs' events too, once each
+    assert plan.already_started == ["BBB-2"]
+    assert plan.not_found == ["gone-9"]
+
+
+def test_approve_nothing():
+    assert plan_approval(mixed(), []) == ([], [], [])
+    assert plan_approval([], [APPROVE_ALL]) == ([], [], [])
+
+
+def test_approve_all_with_ids_is_refused():
+    with pytest.raises(ValueError, match="all_for_this_vm alone"):
+        plan_approval(mixed(), [APPROVE_ALL, "AAA-1"])
+
+
+def test_approve_blank_id_is_refused():
+    with pytest.raises(ValueError, match="empty event id"):
+        plan_approval(mixed(), [" "])
+
+
+def test_start_requests_body():
+    assert start_requests(["a", "b"]) == {"StartRequests": [{"EventId": "a"}, {"EventId": "b"}]}
+    assert start_requests([]) == {"StartRequests": []}
+
+
+def test_describe():
+    assert describe(["AAA-1", "zzz"], mixed()) == "AAA-1 (Reboot), zzz"
+
+
+# -- polling -------------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_poll_until_found():
+    clock = Clock()
+    answers = iter([0, 0, 1])
+    answer, done, calls = poll_until(lambda: next(answers), bool, 10, 2, clock, clock.sleep)
+    assert (answer, done, calls) == (1, True, 3) and clock.sleeps == [2, 2]
+
+
+def test_poll_until_first_answer_in_hand():
+    clock = Clock()
+    answer, done, calls = poll_until(lambda: pytest.fail("no poll needed"), bool, 10, 2, clock, clock.sleep, first=1)
+    assert (answer, done, calls) == (1, True, 0) and clock.sleeps == []
+
+
+def test_poll_until_times_out_with_a_last_poll_at_the_deadline():
+    clock = Clock()
+    polled_at = []
+
+    def fetch():
+        polled_at.append(clock.now)
+        return 0
+
+    answer, done, calls = poll_until(fetch, bool, 5, 2, clock, clock.sleep, first=0)
+    assert done is False and answer == 0 and calls == 3
+    assert clock.sleeps == [2, 2, 1] and polled_at == [102, 104, 105]
+
+
+def test_poll_until_zero_timeout_polls_once():
+    clock = Clock()
+    assert poll_until(lambda: 0, bool, 0, 2, clock, clock.sleep) == (0, False, 1)
+    assert clock.sleeps == []
+
+
+# -- the version table and the client negotiating from it ------------------------------------
+
+def test_events_versions_table():
+    assert list(EVENTS_VERSIONS) == sorted(set(EVENTS_VERSIONS)) and EVENTS_NEWEST == "2020-07-01"
+    assert {"2017-08-01", "2017-11-01", "2019-01-01", "2019-04-01", "2019-08-01"} <= set(EVENTS_VERSIONS)
+    assert "2017-03-01" not in EVENTS_VERSIONS  # the preview
+    # versioned on their own: most events versions are no instance versions
+    assert {"2017-11-01", "2019-01-01", "2019-04-01", "2020-07-01"}.isdisjoint(KNOWN_VERSIONS)
+
+
+class Script(Transport):
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def request(self, method, url, headers, data, timeout, max_bytes):
+        self.calls.append({"method": method, "url": url, "data": data, "timeout": timeout})
+        return self.answers.pop(0)
+
+
+def answer(status, doc):
+    return HttpResponse(status, {}, json.dumps(doc).encode())
+
+
+def refused(offered):
+    return answer(400, {"error": "Bad request. api-version is invalid or was not specified in the request. "
+                                 "For more information refer to aka.ms/azureimds", "newest-versions": offered})
+
+
+@pytest.fixture
+def make_client(tmp_path, monkeypatch):
+    monkeypatch.setattr(_client.tempfile, "gettempdir", lambda: str(tmp_path))
+    clock = Clock()
+
+    def make(transport, **kwargs):
+        limiter = RateLimiter("events-test", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
+        return ImdsClient(transport, endpoint="http://127.0.0.1:9", clock=clock, sleep=clock.sleep,
+                          limiter=limiter, **kwargs)
+    return make
+
+
+def test_client_with_events_table_asks_newest_events_version(make_client):
+    t = Script(answer(200, NO_EVENTS))
+    c = make_client(t, known_versions=EVENTS_VERSIONS)
+    assert c.get("/metadata/scheduledevents").api_version == EVENTS_NEWEST
+    assert t.calls[0]["url"] == f"http://127.0.0.1:9/metadata/scheduledevents?api-version={EVENTS_NEWEST}"
+
+
+def test_client_with_events_table_negotiates_among_events_versions(make_client):
+    # 2021-02-01 is an instance version the collection knows; for events it must be skipped
+    t = Script(refused(["2021-02-01", "2019-08-01", "2019-01-01"]), answer(200, NO_EVENTS))
+    c = make_client(t, known_versions=EVENTS_VERSIONS)
+    r = c.get("/metadata/scheduledevents")
+    assert r.api_version == "2019-08-01" and c.api_version == "2019-08-01"
+    assert [call["url"].rsplit("=", 1)[1] for call in t.calls] == [EVENTS_NEWEST, "2019-08-01"]
+
+
+def test_client_with_events_table_does_not_ask_instance_versions(make_client):
+    # /metadata/versions lists instance versions: no use for events, so no request
+    t = Script(answer(400, {"error": "Bad request. api-version was not specified in the request."}))
+    with pytest.raises(ImdsError, match="No api-version known"):
+        make_client(t, known_versions=EVENTS_VERSIONS).get("/metadata/scheduledevents")
+    assert len(t.calls) == 1
+
+
+def test_client_with_events_table_pinned(make_client):
+    t = Script(refused(["2020-07-01", "2019-08-01", "2019-04-01"]))
+    with pytest.raises(ImdsError) as exc:
+        make_client(t, known_versions=EVENTS_VERSIONS, api_version="2017-08-01").get("/metadata/scheduledevents")
+    assert "pinned api_version 2017-08-01" in str(exc.value) and "2019-08-01" in str(exc.value)
+    assert len(t.calls) == 1
+
+
+def test_client_default_table_is_unchanged(make_client):
+    t = Script(refused(["2020-07-01", "2019-08-01"]), answer(200, {}))
+    c = make_client(t)
+    assert c.api_version == NEWEST
+    assert c.instance().api_version == "2019-08-01"  # 2020-07-01 is no instance version

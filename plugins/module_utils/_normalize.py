@@ -83,7 +83,7 @@ def snake_case(name: str) -> str:
 
 
 class _Node:
-    """What we know about one field: its kind, its known children, its list items."""
+    """What we know about one field: its kind, its known children (by snake_case name), its list items."""
 
     __slots__ = ("kind", "children", "item")
 
@@ -102,10 +102,10 @@ def _compute_tree(fields: tuple[Field, ...]) -> _Node:
         node = root
         for segment in parents:
             if segment.endswith("[]"):
-                node = node.children[segment[:-2]].item
+                node = node.children[snake_case(segment[:-2])].item
             else:
-                node = node.children[segment]
-        node.children[last] = _Node(field.kind)
+                node = node.children[snake_case(segment)]
+        node.children[snake_case(last)] = _Node(field.kind)
     return root
 
 
@@ -163,9 +163,9 @@ def _object(mapping: dict, children: dict[str, _Node] | None, depth: int) -> dic
     origin: dict[str, str] = {}
     for key, value in mapping.items():
         key = key if isinstance(key, str) else str(key)
-        node = children.get(key) if children else None
-        converted = _known(value, node, depth) if node else _unknown(value, depth)
         name = _snake(key)
+        node = children.get(name) if children else None
+        converted = _known(value, node, depth) if node else _unknown(value, depth)
         if name not in result:
             result[name] = converted
             origin[name] = key
@@ -278,10 +278,13 @@ def _tags(compute: dict) -> dict[str, str]:
                 tags[entry["name"]] = "" if value is None else value if isinstance(value, str) else _json_text(value)
     text = compute.get("tags")
     if isinstance(text, str):
+        in_string: dict[str, str] = {}
         for pair in text.split(";"):
             name, _colon, value = pair.partition(":")
-            if name and name not in tags:
-                tags[name] = value
+            if name:
+                in_string[name] = value
+        for name, value in in_string.items():
+            tags.setdefault(name, value)
     return tags
 
 

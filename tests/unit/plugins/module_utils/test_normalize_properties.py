@@ -1,0 +1,65 @@
+"""Property tests: whatever JSON comes in, normalize() returns schema-valid facts or says why not."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
+from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS
+
+pytestmark = pytest.mark.property
+
+REPO = Path(__file__).resolve().parents[4]
+VALIDATOR = jsonschema.Draft202012Validator(
+    json.loads((REPO / "docs" / "facts.schema.json").read_text(encoding="utf-8")))
+
+# Names IMDS uses, so that generated documents hit the known fields, not only unknown ones.
+NAMES = sorted({segment.replace("[]", "") for field in FIELDS for segment in field.path.split(".")})
+SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+           | st.sampled_from(["", "true", "false", "0", "42", "-1", "In", "000D3AF806EC", "a:b;c:d", "Zm9vYmFy"])
+           | st.text(max_size=12))
+KEYS = st.sampled_from(NAMES) | st.text(max_size=8)
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
+                    max_leaves=30)
+INSTANCE = st.fixed_dictionaries({}, optional={"compute": JSON, "network": JSON, "extended": JSON})
+NIC = st.dictionaries(st.sampled_from(["macAddress", "ipv4", "ipv6", "x"]), JSON | st.fixed_dictionaries(
+    {}, optional={"ipAddress": JSON, "subnet": JSON}), max_size=4)
+NETWORKED = st.fixed_dictionaries({"network": st.fixed_dictionaries({"interface": st.lists(NIC, max_size=3)})},
+                                  optional={"compute": st.dictionaries(KEYS, JSON, max_size=8)})
+
+
+def check(document: object, include_user_data: bool) -> None:
+    before = json.dumps(document)
+    try:
+        facts = normalize(document, "2025-04-07", include_user_data=include_user_data)
+    except ImdsDocumentError as error:
+        assert str(error)
+        return
+    finally:
+        assert json.dumps(document) == before
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATOR.iter_errors(facts)]
+    assert errors == []
+    json.dumps(facts, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(JSON, st.booleans())
+def test_any_json_value(document, include_user_data):
+    check(document, include_user_data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(INSTANCE, st.booleans())
+def test_any_instance_shaped_document(document, include_user_data):
+    check(document, include_user_data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(NETWORKED, st.booleans())
+def test_any_document_with_interfaces(document, include_user_data):
+    check(document, include_user_data)

@@ -1,0 +1,143 @@
+"""The release as a user gets it: ansible-galaxy build, an offline install, the demo from it.
+
+The tarball is built from a snapshot of the checkout (a build from the live tree races
+with edits: a file changed between hashing and archiving fails the install's checksum).
+The snapshot holds every file git does not ignore, plus junk where the tools that run
+here leave it (pytest, hypothesis, ansible-test, molecule, the venv), under the names
+the real checkout has and the names those tools use in sub-folders.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.utils.playbook import ansible_env
+from tests.utils.paths import REPO, collections_path
+
+BIN = Path(sys.executable).parent
+
+# Folders and files a build must leave out, wherever they are in the tree.
+JUNK_DIRS = (
+    ".venv", ".git", ".cache", ".ansible", ".pytest_cache", ".hypothesis", ".mypy_cache",
+    ".ruff_cache", ".tox", "__pycache__", "tests/output", "bench/results",
+    "tests/unit/plugins/module_utils/__pycache__", "tests/integration/.hypothesis",
+    "tests/.pytest_cache", "tests/unit/.pytest_cache", "tests/emulator/__pycache__",
+    "extensions/molecule/route/.cache", "extensions/molecule/route/.ansible", "roles/route/.ansible",
+)
+JUNK_FILES = (
+    "plugins/modules/metadata_facts.pyc", "imds-azure-0.9.0.tar.gz", ".coverage",
+)
+JUNK_NAMES = {
+    ".venv", ".git", ".cache", ".ansible", ".pytest_cache", ".hypothesis", ".mypy_cache",
+    ".ruff_cache", ".tox", "__pycache__", ".coverage",
+}
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, env=env, cwd=str(cwd), capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+    return proc
+
+
+def snapshot(dest: Path) -> Path:
+    """Copy the checkout's files (tracked and untracked, not ignored) and plant junk."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=str(REPO),
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():  # a file listed but deleted meanwhile by a colleague is skipped
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    ignored = subprocess.run(["git", "ls-files", "-o", "--ignored", "--exclude-standard", "--directory"],
+                             cwd=str(REPO), capture_output=True, text=True, check=True).stdout.split()
+    for name in [*JUNK_DIRS, *(n.rstrip("/") for n in ignored if n.endswith("/"))]:
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        (dest / name / "junk.txt").write_text("left by a tool\n")
+    for name in JUNK_FILES:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_text("left by a tool\n")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """Build the tarball once for this file: (tarball, member names, clean environment)."""
+    work = tmp_path_factory.mktemp("release")
+    source = snapshot(work / "ansible_collections" / "imds" / "azure")
+    env = ansible_env(work, {"ANSIBLE_COLLECTIONS_PATH": str(work / "empty")})
+    run([str(BIN / "ansible-galaxy"), "collection", "build", str(source), "--output-path", str(work / "dist")],
+        env, work)
+    tarballs = list((work / "dist").glob("*.tar.gz"))
+    assert [t.name for t in tarballs] == [f"imds-azure-{galaxy_version()}.tar.gz"]
+    with tarfile.open(tarballs[0]) as tar:
+        names = tar.getnames()
+    return tarballs[0], names, work
+
+
+def galaxy_version() -> str:
+    for line in (REPO / "galaxy.yml").read_text().splitlines():
+        if line.startswith("version:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    raise AssertionError("galaxy.yml has no version")
+
+
+def test_tarball_holds_the_collection_and_no_junk(release):
+    names = set(release[1])
+    for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
+                   "meta/execution-environment.yml", "plugins/modules/metadata_facts.py",
+                   "plugins/module_utils/_client.py", "playbooks/demo.yml", "docs/facts.md",
+                   "tests/emulator/imds_emulator.py", "changelogs/config.yaml"):
+        assert needed in names, f"{needed} is missing from the tarball"
+    junk = sorted(n for n in names
+                  if JUNK_NAMES & set(Path(n).parts)
+                  or n.endswith((".pyc", ".pyo", ".tar.gz"))
+                  or n.startswith(("tests/output", "bench/results")))
+    assert junk == [], f"the tarball carries junk: {junk}"
+    assert not any(n.startswith("/") or ".." in Path(n).parts for n in names)
+
+
+def test_manifest_names_the_collection(release):
+    with tarfile.open(release[0]) as tar:
+        manifest = json.load(tar.extractfile("MANIFEST.json"))
+    info = manifest["collection_info"]
+    assert (info["namespace"], info["name"], info["version"]) == ("imds", "azure", galaxy_version())
+    assert info["license"] == ["GPL-3.0-or-later"]
+    assert info["dependencies"] == {}
+
+
+def test_offline_install_and_demo_from_the_installed_collection(release, emulator, tmp_path):
+    tarball, work = release[0], release[2]
+    fresh = tmp_path / "collections"
+    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh),
+                                 "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false"})
+    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(fresh), str(tarball)],
+        env, work)
+    installed = fresh / "ansible_collections" / "imds" / "azure"
+    assert (installed / "MANIFEST.json").is_file()
+    assert not installed.is_symlink()
+    listing = run([str(BIN / "ansible-galaxy"), "collection", "list", "--format", "json"], env, tmp_path)
+    found = {path: found for path, found in json.loads(listing.stdout).items() if "imds.azure" in found}
+    assert found == {str(fresh / "ansible_collections"): {"imds.azure": {"version": galaxy_version()}}}
+    verified = run([str(BIN / "ansible-galaxy"), "collection", "verify", "--offline", "imds.azure"], env, tmp_path)
+    assert "Successfully verified that checksums for 'imds.azure:" in verified.stdout
+
+    emu = emulator(profile="windows")
+    # The demo playbook, addressed by its FQCN: ansible-playbook finds it in the installed collection.
+    demo = run([str(BIN / "ansible-playbook"), "-vvv", "-i", "localhost,", "-c", "local", "imds.azure.demo",
+                "-e", json.dumps({"imds_endpoint": emu.url})], env, tmp_path)
+    vm = json.loads((REPO / "tests" / "emulator" / "profiles" / "windows.json").read_text())["compute"]
+    assert f"vm: {vm['name']} ({vm['vmId']})" in demo.stdout
+    assert "detected: True" in demo.stdout
+    assert "failed=0" in demo.stdout
+    assert [r["path"] for r in emu.requests if r["path"].startswith("/metadata/")] == ["/metadata/instance"]
+    # The module that ran came from the installed copy, not from this checkout.
+    assert f"Using module file {installed}/plugins/modules/metadata_facts.py" in demo.stdout
+    assert str(REPO / "plugins") not in demo.stdout
+    assert str(collections_path()) not in demo.stdout

@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.utils.playbook import ansible_env
 from tests.utils.paths import REPO, collections_path
@@ -141,3 +142,41 @@ def test_offline_install_and_demo_from_the_installed_collection(release, emulato
     assert f"Using module file {installed}/plugins/modules/metadata_facts.py" in demo.stdout
     assert str(REPO / "plugins") not in demo.stdout
     assert str(collections_path()) not in demo.stdout
+
+
+def test_execution_environment_metadata_declares_nothing_to_install():
+    meta = yaml.safe_load((REPO / "meta" / "execution-environment.yml").read_text())
+    assert meta == {"version": 1, "dependencies": {}}
+
+
+def test_ansible_builder_introspect_finds_no_requirements(release, tmp_path):
+    """ansible-builder reads meta/execution-environment.yml of the installed collection.
+
+    A decoy requirements.txt and bindep.txt beside it would be picked up if the metadata
+    file were missing or unreadable; a second collection that declares requirements shows
+    that introspect reads this collections folder at all.
+    """
+    builder = shutil.which("ansible-builder", path=str(BIN)) or shutil.which("ansible-builder")
+    if builder is None:
+        pytest.skip("ansible-builder is not installed (pip install -r tests/requirements-extra.txt)")
+    tarball, work = release[0], release[2]
+    folder = tmp_path / "ee"
+    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(folder)})
+    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(folder), str(tarball)],
+        env, work)
+    ours = folder / "ansible_collections" / "imds" / "azure"
+    (ours / "requirements.txt").write_text("decoy-python-package\n")
+    (ours / "bindep.txt").write_text("decoy-system-package [platform:dpkg]\n")
+    other = folder / "ansible_collections" / "other" / "needy"
+    (other / "meta").mkdir(parents=True)
+    (other / "galaxy.yml").write_text("namespace: other\nname: needy\nversion: 1.0.0\n")
+    (other / "meta" / "execution-environment.yml").write_text(
+        "version: 1\ndependencies:\n  python: requirements.txt\n  system: bindep.txt\n")
+    (other / "requirements.txt").write_text("needed-python-package>=1\n")
+    (other / "bindep.txt").write_text("needed-system-package [platform:dpkg]\n")
+    proc = run([builder, "introspect", str(folder)], env, tmp_path)
+    found = yaml.safe_load(proc.stdout.split("---", 1)[1])
+    assert found == {
+        "python": ["needed-python-package>=1  # from collection other.needy"],
+        "system": ["needed-system-package [platform:dpkg]  # from collection other.needy"],
+    }

@@ -1,0 +1,480 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: scheduled_events
+short_description: See, wait for and approve Azure scheduled maintenance events
+version_added: 1.0.0
+description:
+  - Reads the scheduled events of the Azure Instance Metadata Service (IMDS) for this VM
+    (reboots, redeployments, freezes, Spot evictions, scale-set deletions) with their times as
+    ISO 8601 UTC timestamps and seconds from now.
+  - Waits, bounded, for an event of given types to appear (O(wait_for)), which is what a play that
+    drains a node before maintenance needs.
+  - Approves events (O(approve)) so that they start now instead of at their C(NotBefore) time.
+    This is the only change the module makes, and the only time it reports RV(ignore:changed=true).
+  - Events are delivered to every VM of an availability set or scale-set placement group, so by
+    default only the events whose C(Resources) name this VM are returned.
+extends_documentation_fragment:
+  - imds.azure.imds
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Nothing is approved; RV(would_approve) lists what would be, and RV(ignore:changed) says
+      whether anything would be.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  api_version:
+    description:
+      # Overrides the fragment's text: scheduled events have their own api-versions.
+      - The scheduled-events C(api-version) to ask for. Scheduled events are versioned apart from
+        the instance metadata, so the versions of M(imds.azure.metadata_facts) do not apply here;
+        the ones known are V(2017-08-01), V(2017-11-01), V(2019-01-01), V(2019-04-01),
+        V(2019-08-01) and V(2020-07-01).
+      - When not set, V(2020-07-01) is asked for, and if IMDS refuses it the newest scheduled-events
+        version it offers is used. When set, exactly that version is used.
+      - Older versions leave fields out (RV(events[].description) before 2019-04-01,
+        RV(events[].event_source) before 2019-08-01, RV(events[].duration_in_seconds) before
+        2020-07-01) and do not show newer event types (V(Preempt) before 2017-11-01, V(Terminate)
+        before 2019-01-01).
+      - An O(api_version) set for the whole C(imds.azure.imds) group in C(module_defaults) applies
+        here too; set it for M(imds.azure.metadata_facts) alone instead.
+    type: str
+  vm_name:
+    description:
+      - The name this VM has in the C(Resources) of its events, that is its compute C(name).
+      - When not set, it is read from IMDS (C(/metadata/instance/compute/name)), one request.
+    type: str
+  this_vm_only:
+    description:
+      - Return (and wait for) only the events whose C(Resources) include this VM. Names are
+        compared ignoring case, as Azure does.
+      - Set V(false) to see the events of every VM in the availability set or placement group, for
+        example on a VM that coordinates approvals for the others.
+    type: bool
+    default: true
+  approve:
+    description:
+      - Approve events so that they start now. Either a list of C(EventId)s, or V(all_for_this_vm)
+        to approve every event that is C(Scheduled) and names this VM.
+      - Event ids are approved whichever VMs they concern. An approval lets the event proceed for
+        every VM in its C(Resources), not only for this one.
+      - Ids of events that have already started are left alone (RV(already_started)); ids that are
+        no longer in the document, because the event is over or was cancelled, are not an error
+        (RV(not_found)).
+      - An empty list approves nothing.
+    type: list
+    elements: str
+  wait_for:
+    description:
+      - Wait until an event of one of these types is listed (for this VM unless
+        O(this_vm_only=false)), whether it is C(Scheduled) or has C(Started).
+      - The wait ends after O(wait_timeout) seconds without such an event; that is not a failure
+        (RV(timed_out=true)).
+    type: list
+    elements: str
+    choices: [Freeze, Reboot, Redeploy, Preempt, Terminate]
+  wait_timeout:
+    description:
+      - Seconds to wait for an event of the O(wait_for) types. The time counts from IMDS's first
+        answer (see O(first_call_timeout)).
+      - One poll can outlast the deadline by up to O(timeout) plus O(retry_timeout) seconds when
+        IMDS answers slowly or must be retried.
+    type: float
+    default: 300
+  poll_interval:
+    description:
+      - Seconds between two polls while waiting. At least V(1), which keeps the module far below the
+        5 requests per second IMDS allows a VM. Microsoft suggests polling once per second when
+        short notices matter (a Spot eviction comes 30 seconds ahead).
+    type: float
+    default: 2
+  first_call_timeout:
+    description:
+      - Seconds the first scheduled-events request may take. IMDS enables scheduled events for a VM
+        on the first request (and again after 24 hours without one), and that request can take up
+        to two minutes to answer.
+      - Later requests use O(timeout). Values below O(timeout) count as O(timeout).
+    type: float
+    default: 120
+notes:
+  - IMDS answers only from inside the VM, so this module must run on the VM itself (not delegated
+    to the controller).
+  - With the default O(endpoint), a host whose DMI data says it is not an Azure VM fails at once,
+    without a request.
+  - A run makes one request for the VM name (unless O(vm_name) is given), one for the events, one
+    per poll while waiting, and when it approves one C(POST) and one more read to return the
+    events as they stand after the approval.
+  - The first request for events on a VM can take up to two minutes; see O(first_call_timeout).
+    Scheduled events switch themselves off after 24 hours without a request.
+seealso:
+  - module: imds.azure.metadata_facts
+  - name: Azure Metadata Service Scheduled Events for Linux VMs
+    description: Microsoft's documentation of the API.
+    link: https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events
+author:
+  - imds.azure contributors
+"""
+
+EXAMPLES = r"""
+- name: List the scheduled events for this VM
+  imds.azure.scheduled_events:
+  register: maintenance
+
+- name: Show when each starts
+  ansible.builtin.debug:
+    msg: "{{ item.event_type }} not before {{ item.not_before_utc }} ({{ item.seconds_until_not_before }} s)"
+  loop: "{{ maintenance.events }}"
+
+- name: Wait up to 10 minutes for a reboot, redeploy or freeze of this VM
+  imds.azure.scheduled_events:
+    wait_for: [Reboot, Redeploy, Freeze]
+    wait_timeout: 600
+  register: waited
+
+- name: Approve the events the wait found, once the node is out of service
+  imds.azure.scheduled_events:
+    approve: "{{ waited.matched | map(attribute='event_id') }}"
+  when: not waited.timed_out
+
+- name: Approve everything scheduled for this VM
+  imds.azure.scheduled_events:
+    approve: all_for_this_vm
+
+- name: See the events of every VM in the availability set, with an older api-version
+  imds.azure.scheduled_events:
+    this_vm_only: false
+    api_version: "2019-08-01"
+"""
+
+RETURN = r"""
+events:
+  description:
+    - The events for this VM (every event when O(this_vm_only=false)), in the order IMDS lists them.
+    - After an approval they are read again, so approved events show their new status.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    event_id:
+      description: The event's C(EventId), as IMDS spells it. Give it to O(approve).
+      type: str
+      sample: C7061BAC-AFDC-4513-B24B-AA5F13A16123
+    event_type:
+      description: V(Freeze), V(Reboot), V(Redeploy), V(Preempt) (Spot eviction) or V(Terminate) (scale-set deletion).
+      type: str
+      sample: Freeze
+    event_status:
+      description: V(Scheduled), or V(Started) once it is approved or its time has come. Finished events are no longer listed.
+      type: str
+      sample: Scheduled
+    resource_type:
+      description: V(VirtualMachine).
+      type: str
+    resources:
+      description: The names of the VMs the event affects.
+      type: list
+      elements: str
+      sample: ["WestNO_0", "WestNO_1"]
+    for_this_vm:
+      description: Whether RV(events[].resources) names this VM (RV(vm_name)).
+      type: bool
+    not_before:
+      description: C(NotBefore) as IMDS sends it (an RFC 1123 date), or V(null) once the event has started.
+      type: str
+      sample: Mon, 11 Apr 2022 22:26:58 GMT
+    not_before_utc:
+      description: The same time as ISO 8601 UTC, or V(null).
+      type: str
+      sample: "2022-04-11T22:26:58Z"
+    seconds_until_not_before:
+      description: Whole seconds from the module's run until C(NotBefore); negative once it has passed; V(null) without a time.
+      type: int
+      sample: 894
+    description:
+      description: Microsoft's description of the event, or V(null) (empty, or api-versions before 2019-04-01).
+      type: str
+    event_source:
+      description: V(Platform) or V(User) (someone restarted or redeployed the VM); V(null) before api-version 2019-08-01.
+      type: str
+    duration_in_seconds:
+      description:
+        - How long the interruption is expected to last; V(0) means no interruption.
+        - V(null) when Azure does not know (IMDS says C(-1)) or before api-version 2020-07-01.
+      type: int
+      sample: 5
+document_incarnation:
+  description: C(DocumentIncarnation), which increases whenever the events change.
+  returned: always
+  type: int
+  sample: 3
+vm_name:
+  description: The name events were matched against (O(vm_name), or the compute name IMDS gave).
+  returned: always
+  type: str
+  sample: web-linux-01
+api_version:
+  description: The scheduled-events api-version that answered.
+  returned: always
+  type: str
+  sample: "2020-07-01"
+document:
+  description: The scheduled-events document as IMDS returned it, every VM's events included.
+  returned: always
+  type: dict
+approved:
+  description: The ids of the events this run approved. Always empty in check mode.
+  returned: always
+  type: list
+  elements: str
+would_approve:
+  description: The ids of the events that would be approved.
+  returned: in check mode
+  type: list
+  elements: str
+already_started:
+  description: Ids given to O(approve) whose event has started already; nothing was sent for them.
+  returned: always
+  type: list
+  elements: str
+not_found:
+  description: Ids given to O(approve) that are not (or no longer) in the document; nothing was sent for them.
+  returned: always
+  type: list
+  elements: str
+matched:
+  description: With O(wait_for), the events of those types that ended the wait; empty when it timed out.
+  returned: when O(wait_for) is set
+  type: list
+  elements: dict
+timed_out:
+  description: With O(wait_for), whether O(wait_timeout) passed without such an event.
+  returned: when O(wait_for) is set
+  type: bool
+waited_seconds:
+  description: With O(wait_for), how long the wait took, in seconds.
+  returned: when O(wait_for) is set
+  type: float
+msg:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+  sample: Approved 1 event for web-linux-01 -- C7061BAC-AFDC-4513-B24B-AA5F13A16123 (Freeze).
+"""
+
+import json
+import time
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils._client import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, ImdsClient, ImdsError
+from ..module_utils._detect import dmi_evidence
+from ..module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
+                                    parse_document, plan_approval, poll_until, select, start_requests)
+from ..module_utils._http import FetchUrlTransport
+from ..module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS
+
+MIN_POLL_INTERVAL = 1.0
+FIRST_CALL_TIMEOUT = 120.0  # Microsoft: the call that enables scheduled events can take two minutes
+
+
+class Events:
+    """The scheduled events of one VM, read through one IMDS client."""
+
+    def __init__(self, client: ImdsClient, vm_name: str, first_call_timeout: float) -> None:
+        self.client = client
+        self.vm_name = vm_name
+        self.first_timeout: float | None = max(first_call_timeout, client.timeout)
+        self.warnings: list[str] = []
+        self.raw: t.Any = None
+
+    def read(self) -> EventsDocument:
+        response = self.client.get(EVENTS_PATH, first_timeout=self.first_timeout)
+        self.first_timeout = None  # only the very first request may be slow
+        try:
+            parsed = parse_document(response.data, time.time(), self.vm_name)
+        except EventsDocumentError as exc:
+            raise ImdsError(f"IMDS at {response.url} (api-version {response.api_version}) answered with something "
+                            f"that is not a scheduled-events document: {exc}.", url=response.url,
+                            status=response.status, api_version=response.api_version, kind="body") from None
+        self.raw = response.data
+        self.warnings.extend(w for w in response.warnings + parsed.warnings if w not in self.warnings)
+        return parsed
+
+    def approve(self, event_ids: list[str]) -> tuple[list[str], list[str], list[str]]:
+        """POST the start requests. Returns (approved, already started, gone).
+
+        IMDS refuses (400) a request naming an event that no longer exists; then the
+        document is read again and only the events still scheduled are approved.
+        """
+        try:
+            self._post(event_ids)
+            return event_ids, [], []
+        except ImdsError as exc:
+            if exc.status != 400:
+                raise
+            current = {item["event_id"]: item["event_status"] for item in self.read().events}
+            if all(event_id in current for event_id in event_ids):
+                raise  # nothing vanished: the refusal is about something else
+        still = [event_id for event_id in event_ids if current.get(event_id) == "Scheduled"]
+        started = [event_id for event_id in event_ids if event_id in current and event_id not in still]
+        gone = [event_id for event_id in event_ids if event_id not in current]
+        if still:
+            self._post(still)
+        return still, started, gone
+
+    def _post(self, event_ids: list[str]) -> None:
+        # fmt="text": IMDS answers an approval with an empty body
+        self.client.call("POST", EVENTS_PATH, data=json.dumps(start_requests(event_ids)).encode("utf-8"), fmt="text")
+
+
+def vm_name_from_imds(client: ImdsClient) -> str:
+    name = client.instance("compute/name", fmt="text").data.strip()
+    if not name:
+        raise ImdsError(f"IMDS at {client.endpoint} gave an empty compute name; set vm_name.", url=client.endpoint)
+    return name
+
+
+def check_options(p: dict[str, t.Any]) -> str | None:
+    """The first problem with the options, as a message, or None."""
+    if p["api_version"] is not None and p["api_version"] not in EVENTS_VERSIONS:
+        return (f"api_version {p['api_version']!r} is not a scheduled-events api-version. Scheduled events are "
+                f"versioned apart from the instance metadata: use one of {', '.join(EVENTS_VERSIONS)}, or leave "
+                f"api_version unset to use {EVENTS_NEWEST}. (An api_version set for the imds.azure.imds group in "
+                "module_defaults applies here too; set it for imds.azure.metadata_facts alone.)")
+    if p["poll_interval"] < MIN_POLL_INTERVAL:
+        return f"poll_interval must be at least {MIN_POLL_INTERVAL:g} second (IMDS allows 5 requests per second)."
+    if p["wait_timeout"] < 0:
+        return "wait_timeout must be 0 or more seconds."
+    if p["first_call_timeout"] <= 0:
+        return "first_call_timeout must be more than 0 seconds."
+    if p["vm_name"] is not None and not p["vm_name"].strip():
+        return "vm_name is empty; leave it unset to read the name from IMDS."
+    requested = p["approve"] or []
+    if APPROVE_ALL in requested and len(requested) > 1:
+        return f"approve takes either {APPROVE_ALL} alone or a list of event ids, not both."
+    if any(not event_id.strip() for event_id in requested):
+        return "approve holds an empty event id."
+    return None
+
+
+def wait(session: Events, first: EventsDocument, p: dict[str, t.Any], result: dict[str, t.Any]) -> EventsDocument:
+    types = p["wait_for"]
+
+    def found(doc: EventsDocument) -> bool:
+        return bool(select(doc.events, p["this_vm_only"], types))
+
+    start = time.monotonic()
+    doc, done, _polls = poll_until(session.read, found, p["wait_timeout"], p["poll_interval"],
+                                   time.monotonic, time.sleep, first=first)
+    result["waited_seconds"] = round(time.monotonic() - start, 1)
+    result["timed_out"] = not done
+    result["matched"] = select(doc.events, p["this_vm_only"], types) if done else []
+    kinds = ", ".join(types)
+    whose = f" for {session.vm_name}" if p["this_vm_only"] else ""
+    if done:
+        result["msg"] = f"Found {describe([e['event_id'] for e in result['matched']], doc.events)}{whose} " \
+                        f"after {result['waited_seconds']:g} s."
+    else:
+        result["msg"] = f"No {kinds} event{whose} appeared within {p['wait_timeout']:g} s."
+    return doc
+
+
+def approve(session: Events, doc: EventsDocument, requested: list[str], check_mode: bool,
+            result: dict[str, t.Any]) -> EventsDocument:
+    plan = plan_approval(doc.events, requested)
+    result["already_started"] = list(plan.already_started)
+    result["not_found"] = list(plan.not_found)
+    notes = []
+    if plan.already_started:
+        notes.append(f"already started: {', '.join(plan.already_started)}")
+    if plan.not_found:
+        notes.append(f"not (or no longer) listed, so nothing to approve: {', '.join(plan.not_found)}")
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    if check_mode:
+        result["would_approve"] = list(plan.approve)
+        result["changed"] = bool(plan.approve)
+        result["msg"] = (f"Would approve {describe(plan.approve, doc.events)}{tail}." if plan.approve
+                         else f"Nothing to approve{tail}.")
+        return doc
+    if not plan.approve:
+        result["msg"] = f"Nothing to approve{tail}."
+        return doc
+    approved, started, gone = session.approve(plan.approve)
+    result["approved"] = approved
+    result["already_started"] += started
+    result["not_found"] += gone
+    result["changed"] = bool(approved)
+    if started or gone:
+        meanwhile = ", ".join(started + gone)
+        tail = f" ({'; '.join(notes + [f'started or ended meanwhile: {meanwhile}'])})"
+    result["msg"] = (f"Approved {describe(approved, doc.events)}{tail}." if approved
+                     else f"Nothing left to approve{tail}.")
+    return session.read()  # the events as they stand now (approved ones have started)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            endpoint=dict(type="str", default=DEFAULT_ENDPOINT),
+            api_version=dict(type="str"),
+            timeout=dict(type="float", default=DEFAULT_TIMEOUT),
+            retry_timeout=dict(type="float", default=DEFAULT_RETRY_TIMEOUT),
+            vm_name=dict(type="str"),
+            this_vm_only=dict(type="bool", default=True),
+            approve=dict(type="list", elements="str"),
+            wait_for=dict(type="list", elements="str", choices=list(EVENT_TYPES)),
+            wait_timeout=dict(type="float", default=300.0),
+            poll_interval=dict(type="float", default=2.0),
+            first_call_timeout=dict(type="float", default=FIRST_CALL_TIMEOUT),
+        ),
+        mutually_exclusive=[("approve", "wait_for")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    problem = check_options(p)
+    if problem:
+        module.fail_json(msg=problem)
+    result: dict[str, t.Any] = {"changed": False, "approved": [], "already_started": [], "not_found": []}
+    if p["endpoint"].rstrip("/") == DEFAULT_ENDPOINT:
+        evidence = dmi_evidence()
+        if evidence.azure is False:
+            module.fail_json(msg=f"This host does not look like an Azure VM ({evidence.reason}), so it has no "
+                                 "scheduled events. Run the task on Azure VMs only, or set endpoint to an IMDS emulator.")
+    try:
+        client = ImdsClient(FetchUrlTransport(), endpoint=p["endpoint"], api_version=p["api_version"],
+                            timeout=p["timeout"], retry_timeout=p["retry_timeout"], known_versions=EVENTS_VERSIONS)
+        if p["vm_name"]:
+            vm_name = p["vm_name"].strip()
+        else:
+            vm_name = vm_name_from_imds(ImdsClient(client.transport, endpoint=p["endpoint"], timeout=p["timeout"],
+                                                   retry_timeout=p["retry_timeout"], limiter=client.limiter))
+        session = Events(client, vm_name, p["first_call_timeout"])
+        doc = session.read()
+        if p["wait_for"]:
+            doc = wait(session, doc, p, result)
+        elif p["approve"] is not None:
+            doc = approve(session, doc, p["approve"], module.check_mode, result)
+    except ImdsError as exc:
+        module.fail_json(msg=str(exc), **exc.to_result(), **result)
+    for warning in session.warnings:
+        module.warn(warning)
+    events = select(doc.events, p["this_vm_only"])
+    if "msg" not in result:
+        whose = f"for {vm_name}" if p["this_vm_only"] else "for any VM"
+        result["msg"] = f"{len(events)} scheduled event{'s' if len(events) != 1 else ''} {whose} " \
+                        f"({len(doc.events)} in the document, incarnation {doc.incarnation})."
+    module.exit_json(events=events, document_incarnation=doc.incarnation, vm_name=vm_name,
+                     api_version=client.api_version, document=session.raw, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -35,7 +35,21 @@ Values in ``ansible_azure_compute``
     ``bool`` from ``"true"``/``"false"`` in any case (else they stay strings), other
     known string fields stay strings (a number or boolean there becomes its JSON
     text). Unknown fields are kept with their values as they are, but ``""`` ->
-    None. Tag names and values (``tags_list``) are never converted.
+    None. Tag names and values (``tags_list``) are never converted. Should one
+    object spell a key both ways (``vmId`` and ``vm_id``), the literal snake_case key
+    keeps the name and the other keeps its own spelling: nothing is dropped.
+
+Tags (``ansible_azure_tags``)
+    ``tagsList`` entries with a string name, plus every ``name:value`` of the ``tags``
+    string split at the first ``:`` (a segment without ``:`` is a tag with an empty
+    value; empty segments are skipped; a name given twice keeps the last value).
+    Where both forms name a tag, ``tagsList`` wins, since the string cannot carry
+    ``;`` in a value. A tagsList value that is not a string becomes its JSON text.
+
+Shortcuts
+    ``ansible_azure_os_type`` spells ``linux``/``windows`` as ``Linux``/``Windows``
+    (``ansible_azure_compute.os_type`` keeps what IMDS sent). The fault and update
+    domain shortcuts are ints, or None when the value is missing or not a number.
 
 userData
     It may hold secrets, so it is left out of ``ansible_azure_metadata`` and
@@ -58,8 +72,7 @@ from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS
 
 MAX_DEPTH = 64
 
-_ACRONYM_THEN_WORD = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_WORD_START = re.compile(r"([a-z0-9])([A-Z])")
+_WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _DECIMAL = re.compile(r"[+-]?[0-9]+\Z")
 _MAC_SEPARATORS = re.compile(r"[:.\-]")
 _MAC_HEX = re.compile(r"[0-9a-fA-F]{12}\Z")
@@ -79,7 +92,7 @@ def snake_case(name: str) -> str:
     ``vmId`` -> ``vm_id``, ``diskSizeGB`` -> ``disk_size_gb``, ``HTTPSProxy`` ->
     ``https_proxy``, ``ipv4Address`` -> ``ipv4_address``, ``vm_id`` -> ``vm_id``.
     """
-    return _WORD_START.sub(r"\1_\2", _ACRONYM_THEN_WORD.sub(r"\1_\2", name)).lower()
+    return _WORD_BREAK.sub("_", name).lower()
 
 
 class _Node:
@@ -93,6 +106,12 @@ class _Node:
         self.item: _Node | None = _Node("object") if kind == "list" else None
 
 
+_KNOWN_SNAKE = {
+    segment: snake_case(segment)
+    for segment in {segment for field in FIELDS for segment in field.path.replace("[]", "").split(".")}
+}
+
+
 def _compute_tree(fields: tuple[Field, ...]) -> _Node:
     root = _Node("object")
     for field in fields:
@@ -102,19 +121,14 @@ def _compute_tree(fields: tuple[Field, ...]) -> _Node:
         node = root
         for segment in parents:
             if segment.endswith("[]"):
-                node = node.children[snake_case(segment[:-2])].item
+                node = node.children[_KNOWN_SNAKE[segment[:-2]]].item
             else:
-                node = node.children[snake_case(segment)]
-        node.children[snake_case(last)] = _Node(field.kind)
+                node = node.children[_KNOWN_SNAKE[segment]]
+        node.children[_KNOWN_SNAKE[last]] = _Node(field.kind)
     return root
 
 
 _COMPUTE = _compute_tree(FIELDS)
-_KNOWN_SNAKE = {
-    segment: snake_case(segment)
-    for field in FIELDS
-    for segment in field.path.replace("[]", "").split(".")
-}
 
 
 def _snake(name: object) -> str:

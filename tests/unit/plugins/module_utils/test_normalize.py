@@ -89,8 +89,9 @@ def made(name: str) -> dict:
 
 
 def oracle_snake(name: str) -> str:
-    """snake_case by lookarounds: a different way to the same rule."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    """snake_case in two passes (acronym runs, then word starts): a different way to the same rule."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
 def oracle_tags(compute: dict) -> dict:

@@ -63,3 +63,18 @@ def test_any_instance_shaped_document(document, include_user_data):
 @given(NETWORKED, st.booleans())
 def test_any_document_with_interfaces(document, include_user_data):
     check(document, include_user_data)
+
+
+def _two_pass_snake(name: str) -> str:
+    import re
+
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aBcDzZ09_-xYÉé"), max_size=12) | st.sampled_from(NAMES))
+def test_snake_case_matches_the_two_pass_rule(name):
+    from ansible_collections.imds.azure.plugins.module_utils._normalize import snake_case
+
+    assert snake_case(name) == _two_pass_snake(name)

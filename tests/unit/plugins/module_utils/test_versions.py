@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.imds.azure.plugins.module_utils._versions import (
+    EVENTS_NEWEST,
+    EVENTS_VERSIONS,
     FIELDS,
     KNOWN_VERSIONS,
     NEWEST,
@@ -32,6 +34,12 @@ def test_known_versions_are_the_documented_ones_without_the_preview():
     assert list(KNOWN_VERSIONS) == [version for version in DOCUMENTED if version != "2017-03-01"]
     assert NEWEST == "2025-04-07" == KNOWN_VERSIONS[-1]
     assert list(KNOWN_VERSIONS) == sorted(set(KNOWN_VERSIONS))
+
+
+def test_events_versions_are_dates_in_order():
+    assert list(EVENTS_VERSIONS) == sorted(set(EVENTS_VERSIONS))
+    assert EVENTS_NEWEST == EVENTS_VERSIONS[-1]
+    assert all(version_at_least(version, "2017-08-01") for version in EVENTS_VERSIONS)
 
 
 @pytest.mark.parametrize(("fixture", "expected"), [

@@ -1,0 +1,185 @@
+# This file is private to imds.azure; it is not a public API.
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""IMDS paths: read them as Microsoft writes them, walk a document, render ``format=text``.
+
+Pure functions, no I/O. The lookup uses them to answer a path from a document it
+already holds (the host's gathered facts, or the one instance document fetched live)
+exactly as IMDS would answer a request for that path.
+
+Paths
+    ``compute/vmId``, ``network/interface/0/ipv4/ipAddress/0/publicIpAddress``, with or
+    without a leading ``instance/``, ``/metadata/instance/`` or ``metadata/instance/``;
+    ``instance`` alone is the whole document. Keys are case-sensitive, as in IMDS. An
+    index into a list is a decimal number without sign or leading zero. A trailing
+    ``/`` is accepted (IMDS accepts it). The other categories are named by their own
+    paths (``attested/document``, ``loadbalancer``, ``versions``,
+    ``identity/oauth2/token``, each with or without ``/metadata/``); they are answered
+    whole, so nothing may follow them.
+
+``format=text``
+    A leaf is its value. An object is its keys, a list its indexes, one per line in
+    document order, with ``/`` after every child that is itself an object or a list;
+    no newline after the last line. IMDS answers ``compute/`` and ``network/`` for the
+    root. An empty object or list is the empty string.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+INSTANCE = "instance"
+ATTESTED = "attested/document"
+LOADBALANCER = "loadbalancer"
+VERSIONS = "versions"
+TOKEN = "identity/oauth2/token"
+LIVE_ONLY = (ATTESTED, LOADBALANCER, VERSIONS, TOKEN)
+"""Categories that are never part of gathered facts: they are only ever read live."""
+
+_INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+MAX_TERM_LENGTH = 2048
+MAX_KEYS_SHOWN = 12
+
+
+class PathError(ValueError):
+    """A term that is not an IMDS path. The message says what is wrong with it."""
+
+
+class PathNotFound(LookupError):
+    """The path does not lead anywhere in this document.
+
+    ``found`` is the part of the path that exists (a tuple of segments), ``reason`` a
+    sentence about the first segment that does not.
+    """
+
+    def __init__(self, found: tuple[str, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.found = found
+        self.reason = reason
+
+
+class ImdsPath(t.NamedTuple):
+    """One parsed term: the category and, for ``instance``, the keys and indexes below it."""
+
+    category: str
+    segments: tuple[str, ...]
+    term: str
+
+    @property
+    def display(self) -> str:
+        """The path as a user reads it: ``compute/vmId``, ``instance`` for the root."""
+        if self.category != INSTANCE:
+            return self.category
+        return "/".join(self.segments) if self.segments else INSTANCE
+
+    @property
+    def url_path(self) -> str:
+        """The path of the IMDS request that answers this term."""
+        if self.category != INSTANCE:
+            return f"/metadata/{self.category}"
+        return "/metadata/instance" + "".join(f"/{segment}" for segment in self.segments)
+
+    @property
+    def is_instance(self) -> bool:
+        return self.category == INSTANCE
+
+
+def parse_path(term: t.Any) -> ImdsPath:
+    """Read one lookup term. Raise PathError with a sentence for the user when it is no path."""
+    if not isinstance(term, str):
+        raise PathError(f"The term {term!r} is a {type(term).__name__}, not an IMDS path; "
+                        "write paths as strings such as 'compute/vmId'.")
+    text = term.strip()
+    if not text or text == "/":
+        raise PathError("An empty term is not an IMDS path; write 'instance' for the whole instance "
+                        "document or a path such as 'compute/vmId'.")
+    if len(text) > MAX_TERM_LENGTH:
+        raise PathError(f"The term starting {text[:40]!r} is {len(text)} characters long; "
+                        "no IMDS path is that long.")
+    if "?" in text or "#" in text or "&" in text:
+        raise PathError(f"The term {text!r} has a query string; give only the path and set the "
+                        "lookup's options (format, nonce, resource...) instead of URL parameters.")
+    if any(ch.isspace() for ch in text):
+        raise PathError(f"The term {text!r} contains white space; IMDS paths have none.")
+    rest = text[1:] if text.startswith("/") else text
+    prefixed = False
+    if rest == "metadata" or rest.startswith("metadata/"):
+        rest = rest[len("metadata/"):]
+        prefixed = True
+    if rest.endswith("/"):
+        rest = rest[:-1]
+    for category in LIVE_ONLY:
+        if rest == category:
+            return ImdsPath(category, (), term)
+        if rest.startswith(category + "/"):
+            raise PathError(f"The term {text!r} goes below {category}, which IMDS answers only as a "
+                            f"whole; write {category!r} and pick the field from the result.")
+    if rest == INSTANCE:
+        return ImdsPath(INSTANCE, (), term)
+    if rest.startswith(INSTANCE + "/"):
+        rest = rest[len(INSTANCE) + 1:]
+    elif prefixed:
+        raise PathError(f"The term {text!r} names no IMDS category this lookup reads; it reads "
+                        f"/metadata/instance paths and {', '.join(LIVE_ONLY)}.")
+    segments = tuple(rest.split("/"))
+    if "" in segments:
+        raise PathError(f"The term {text!r} has an empty segment ('//'); IMDS paths are keys and "
+                        "list indexes separated by single slashes, such as 'network/interface/0/macAddress'.")
+    return ImdsPath(INSTANCE, segments, term)
+
+
+def walk(document: t.Any, segments: t.Sequence[str]) -> t.Any:
+    """Return the node at ``segments`` below ``document``, or raise PathNotFound.
+
+    Objects are entered by key (case-sensitive), lists by index, as IMDS does.
+    """
+    node = document
+    for depth, segment in enumerate(segments):
+        here = tuple(segments[:depth])
+        where = "/".join(here) if here else "the document root"
+        if isinstance(node, dict):
+            if segment in node:
+                node = node[segment]
+                continue
+            near = [key for key in node if isinstance(key, str) and key.lower() == segment.lower()]
+            hint = f"; keys are case-sensitive, did you mean {near[0]!r}?" if near else ""
+            raise PathNotFound(here, f"{where} has no key {segment!r}{hint} ({_keys(node)})")
+        if isinstance(node, list):
+            if not _INDEX.match(segment):
+                raise PathNotFound(here, f"{where} is a list, and {segment!r} is not a list index "
+                                         "(0, 1, 2...)")
+            if int(segment) >= len(node):
+                raise PathNotFound(here, f"{where} is a list of {len(node)} "
+                                         f"element{'' if len(node) == 1 else 's'}, so it has no index {segment}")
+            node = node[int(segment)]
+            continue
+        raise PathNotFound(here, f"{where} is a value ({text_of(node)!r}), it has nothing below it")
+    return node
+
+
+def _keys(node: dict) -> str:
+    names = sorted(str(key) for key in node)
+    if not names:
+        return "it is empty"
+    shown = ", ".join(names[:MAX_KEYS_SHOWN])
+    more = f" and {len(names) - MAX_KEYS_SHOWN} more" if len(names) > MAX_KEYS_SHOWN else ""
+    return f"its keys: {shown}{more}"
+
+
+def text_of(node: t.Any) -> str:
+    """Render a node as IMDS renders it with ``format=text``."""
+    if isinstance(node, dict):
+        return "\n".join(_entry(key, value) for key, value in node.items())
+    if isinstance(node, list):
+        return "\n".join(_entry(index, value) for index, value in enumerate(node))
+    if node is None:
+        return ""
+    if isinstance(node, bool):
+        return "true" if node else "false"
+    return str(node)
+
+
+def _entry(name: t.Any, value: t.Any) -> str:
+    return f"{name}/" if isinstance(value, (dict, list)) else str(name)

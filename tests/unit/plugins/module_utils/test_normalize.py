@@ -209,6 +209,20 @@ def test_facts_validate_against_the_schema(name, include_user_data):
     assert json.loads(json.dumps(facts)) == facts  # plain JSON, as a module must return
 
 
+def test_schema_covers_what_the_module_adds_and_the_not_azure_form():
+    facts = normalize(real("suse-azuremetadata__metadata-v2019-08-15.json"), "2019-08-15")
+    assert VALIDATOR.is_valid({**facts, "ansible_azure_detection_reason": "the DMI chassis asset tag is Azure's"})
+    not_azure = {"ansible_azure_detected": False, "ansible_azure_api_version": None,
+                 "ansible_azure_detection_reason": "no DMI chassis asset tag"}
+    assert VALIDATOR.is_valid(not_azure)
+    assert not VALIDATOR.is_valid({**not_azure, "ansible_azure_vm_id": None})
+    assert not VALIDATOR.is_valid({**not_azure, "ansible_azure_api_version": "2019-08-15"})
+    assert not VALIDATOR.is_valid({**facts, "ansible_azure_api_version": None})
+    assert not VALIDATOR.is_valid({key: value for key, value in facts.items() if key != "ansible_azure_tags"})
+    assert not VALIDATOR.is_valid({**facts, "ansible_azure_vmid": "typo"})
+    assert not VALIDATOR.is_valid({**facts, "ansible_azure_platform_fault_domain": "0"})
+
+
 @pytest.mark.parametrize("name", REJECTED_NAMES)
 def test_bodies_that_are_not_instance_documents_are_rejected_with_a_reason(name):
     body = load(REAL / name)

@@ -157,6 +157,8 @@ def render_facts_md() -> str:
         "schema and from the table of fields by api-version",
         "([`fields-by-version.md`](fields-by-version.md)).",
         "",
+        "- On a host that is not an Azure VM, the only facts are `ansible_azure_detected`",
+        "  (false), `ansible_azure_api_version` (null) and `ansible_azure_detection_reason`.",
         "- A value IMDS sends as `\"\"` (\"does not apply\") is `null`.",
         "- *Since* is the IMDS api-version that brings the value: with an older",
         "  api-version it is null or missing because of the version, not the VM.",
@@ -262,7 +264,8 @@ def test_every_leaf_fact_has_an_example():
 
 def test_every_top_level_fact_is_required_and_documented():
     schema = load_schema()
-    assert schema["required"] == list(schema["properties"])
+    module_only = ["ansible_azure_detection_reason"]
+    assert schema["else"]["required"] == [name for name in schema["properties"] if name not in module_only]
     assert schema["additionalProperties"] is False
     for name, node in schema["properties"].items():
         assert name.startswith("ansible_azure_")

@@ -46,3 +46,43 @@ options:
     type: float
     default: 70
 """
+
+    # Where controller plugins (the lookup) also read the options above: environment,
+    # ansible.cfg and variables. Merged key by key into DOCUMENTATION by ansible-core, so
+    # the descriptions stay in one place. Use as imds.azure.imds.plugin_sources, after
+    # imds.azure.imds.
+    PLUGIN_SOURCES = r"""
+options:
+  endpoint:
+    env:
+      - name: ANSIBLE_IMDS_AZURE_ENDPOINT
+    ini:
+      - section: imds_azure
+        key: endpoint
+    vars:
+      - name: imds_azure_endpoint
+  api_version:
+    env:
+      - name: ANSIBLE_IMDS_AZURE_API_VERSION
+    ini:
+      - section: imds_azure
+        key: api_version
+    vars:
+      - name: imds_azure_api_version
+  timeout:
+    env:
+      - name: ANSIBLE_IMDS_AZURE_TIMEOUT
+    ini:
+      - section: imds_azure
+        key: timeout
+    vars:
+      - name: imds_azure_timeout
+  retry_timeout:
+    env:
+      - name: ANSIBLE_IMDS_AZURE_RETRY_TIMEOUT
+    ini:
+      - section: imds_azure
+        key: retry_timeout
+    vars:
+      - name: imds_azure_retry_timeout
+"""

@@ -1,0 +1,522 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: metadata
+short_description: Read Azure Instance Metadata Service paths for the host a template is rendered for
+version_added: 1.0.0
+description:
+  - Answers IMDS paths such as V(compute/vmId) or V(network/interface/0/ipv4/ipAddress/0/publicIpAddress)
+    exactly as the Azure Instance Metadata Service (IMDS) of that host would, as data (dictionaries and lists)
+    or as the text IMDS returns with C(format=text).
+  - A lookup runs on the controller, but IMDS answers only for the machine that asks it. Asking IMDS from
+    the controller therefore describes the controller, whatever host the template is rendered for. This
+    lookup answers for the right host instead, from one of two sources (see O(source)).
+  - The V(facts) source reads the host's gathered instance document, C(ansible_facts['azure_metadata']),
+    which M(imds.azure.metadata_facts) collects on the host itself. No network at all.
+  - The V(live) source asks IMDS from the controller, which is right only when the host is the
+    controller itself (C(localhost), a C(local) connection, C(ansible-pull), an execution node on Azure
+    running a play for itself). The document is fetched once per run and answers every later term and
+    lookup (see O(cache_ttl)).
+  - The categories that are never part of facts are read live only, and answered whole,
+    V(attested/document) (with O(nonce)), V(loadbalancer), V(versions), and V(identity/oauth2/token), a
+    managed identity access token for O(resource).
+extends_documentation_fragment:
+  - imds.azure.imds
+  - imds.azure.imds.plugin_sources
+options:
+  _terms:
+    description:
+      - IMDS paths as Microsoft writes them, case-sensitive, for example V(compute/vmId),
+        V(compute/tagsList), V(network/interface/0/macAddress). A leading V(instance/) or
+        V(/metadata/instance/) is allowed; V(instance) alone is the whole instance document.
+      - Or one of the live-only categories V(attested/document), V(loadbalancer), V(versions),
+        V(identity/oauth2/token) (a leading V(/metadata/) is allowed).
+      - Several terms give several results, in order.
+    type: list
+    elements: str
+    required: true
+  source:
+    description:
+      - Where the answer comes from.
+      - V(facts) reads the host's C(ansible_facts['azure_metadata']), gathered by M(imds.azure.metadata_facts).
+        A host without those facts is an error.
+      - V(live) asks IMDS from the controller. Allowed only when the host is the controller, or with
+        O(allow_live_for_remote_hosts=true).
+      - V(auto) uses the facts when the host has them, else asks IMDS live when the host is the controller,
+        else fails with a message that says to gather M(imds.azure.metadata_facts) first.
+      - The live-only categories (V(attested/document), V(loadbalancer), V(versions), V(identity/oauth2/token))
+        are read live with V(auto) and V(live), and are an error with V(facts).
+    type: str
+    choices: [auto, facts, live]
+    default: auto
+    env:
+      - name: ANSIBLE_IMDS_AZURE_LOOKUP_SOURCE
+    ini:
+      - section: imds_azure_lookup
+        key: source
+    vars:
+      - name: imds_azure_lookup_source
+  format:
+    description:
+      - V(json) returns dictionaries and lists as data and a leaf as its string, as IMDS's JSON has them.
+      - V(text) returns what IMDS returns with C(format=text) for that path. For a leaf that is its value;
+        for a dictionary its keys and for a list its indexes, one per line, with C(/) after those that hold
+        more. Only instance paths have a text form.
+    type: str
+    choices: [json, text]
+    default: json
+  default:
+    description:
+      - What to return instead of failing when the path does not exist in the document (a field newer than
+        the api-version, a NIC that is not there) or when the host is not an Azure VM (its facts say so, or,
+        live, the controller is not on Azure).
+      - Without it, a missing path is an error that names the path and the api-version.
+      - It does not hide mistakes in the play, such as a host without facts, a live query refused for a
+        remote host, or IMDS failing.
+    type: raw
+  host:
+    description:
+      - The inventory host to answer for. Defaults to the host the template is rendered for
+        (C(inventory_hostname)); C(delegate_to) does not change that host.
+      - Set it to read another host's facts, for example in a C(run_once) task that writes one file about
+        every host, or to V(localhost) to ask about the controller in a task rendered for a remote host.
+    type: str
+  allow_live_for_remote_hosts:
+    description:
+      - Let the live source answer for a host that is not the controller. IMDS then describes the VM the
+        controller runs on, not that host.
+      - Set it only when the controller's own metadata is what you want, for example a managed identity
+        token of the controller (an execution node on Azure) to call Key Vault in a play for other hosts.
+    type: bool
+    default: false
+    env:
+      - name: ANSIBLE_IMDS_AZURE_LOOKUP_ALLOW_LIVE_FOR_REMOTE_HOSTS
+    ini:
+      - section: imds_azure_lookup
+        key: allow_live_for_remote_hosts
+    vars:
+      - name: imds_azure_lookup_allow_live_for_remote_hosts
+  cache_ttl:
+    description:
+      - Seconds that the instance document fetched live answers later terms and lookups of the same
+        C(ansible-playbook) run, in every fork. A failure (the controller not on Azure, IMDS not answering)
+        is remembered as long, so that many lookups with a O(default) do not wait many times.
+      - The document is kept in the run's private local temp folder (mode 0700, removed when the run ends),
+        without C(userData). Tokens and the other live-only categories are never cached.
+      - V(0) asks IMDS for every lookup call (the terms of one call still share one request).
+    type: float
+    default: 300
+    env:
+      - name: ANSIBLE_IMDS_AZURE_LOOKUP_CACHE_TTL
+    ini:
+      - section: imds_azure_lookup
+        key: cache_ttl
+    vars:
+      - name: imds_azure_lookup_cache_ttl
+  nonce:
+    description:
+      - For V(attested/document) only; IMDS puts it into the signed document, so that the verifier can tell
+        a fresh document from a replayed one. At most 32 letters and digits; IMDS uses a time stamp when
+        it is not set.
+    type: str
+  resource:
+    description:
+      - For V(identity/oauth2/token) only, and required there; the resource the token is for, for example
+        V(https://vault.azure.net) or V(https://management.azure.com/).
+    type: str
+  client_id:
+    description:
+      - For V(identity/oauth2/token) only; the client id of the user-assigned identity to use. At most one of
+        O(client_id), O(object_id) and O(msi_res_id); none uses the system-assigned identity.
+    type: str
+  object_id:
+    description:
+      - For V(identity/oauth2/token) only; the object id of the user-assigned identity to use.
+    type: str
+  msi_res_id:
+    description:
+      - For V(identity/oauth2/token) only; the Azure resource id of the user-assigned identity to use.
+    type: str
+notes:
+  - Answers equal IMDS's for the same path and api-version. IMDS refuses JSON for a leaf; with O(format=json)
+    this lookup returns the leaf's string, which is what IMDS returns with C(format=text).
+  - With the V(facts) source the answer comes from the document gathered with the api-version in
+    C(ansible_facts['azure_api_version']); O(api_version) applies to live requests.
+  - The live source keeps to IMDS's limit of 5 requests per second across all forks and concurrent runs of
+    the same user. With the default O(endpoint), a controller whose DMI data says it is not an Azure VM is
+    recognised without any request.
+  - The managed identity token is fetched with api-version V(2018-02-01), the one Microsoft documents for
+    it, whatever O(api_version) says. Its value is never cached nor written by this lookup, but a task that
+    uses it shows it in its result and in C(-v) output; give such tasks C(no_log=true).
+  - Ansible's C(lookup()) joins several string results with commas; use C(query()) or C(wantlist=true) to get
+    a list.
+seealso:
+  - module: imds.azure.metadata_facts
+author:
+  - imds.azure contributors
+"""
+
+EXAMPLES = r"""
+# The facts source: gather on the VMs, then render templates for them anywhere.
+- name: Configure the Azure VMs
+  hosts: azure_vms
+  tasks:
+    - name: Gather the instance document on each VM
+      imds.azure.metadata_facts:
+
+    - name: Render a file that names the VM and its first public IP
+      ansible.builtin.copy:
+        dest: /etc/motd
+        content: |
+          {{ lookup('imds.azure.metadata', 'compute/name') }} ({{ lookup('imds.azure.metadata', 'compute/vmSize') }})
+          public IP: {{ lookup('imds.azure.metadata', 'network/interface/0/ipv4/ipAddress/0/publicIpAddress', default='none') }}
+        mode: "0644"
+
+    - name: The same with source=facts spelled out; tagsList comes back as a list of dictionaries
+      ansible.builtin.debug:
+        msg: "{{ query('imds.azure.metadata', 'compute/tagsList', source='facts') | items2dict(key_name='name', value_name='value') }}"
+
+# The live source: the play is for the controller itself (an Azure VM, ansible-pull, ...).
+- name: Describe the controller
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Several paths, one IMDS request for the whole run
+      ansible.builtin.debug:
+        msg: "{{ query('imds.azure.metadata', 'compute/vmId', 'compute/location', 'network/interface/0/macAddress') }}"
+
+    - name: What IMDS answers with format=text (the keys of compute, one per line)
+      ansible.builtin.debug:
+        msg: "{{ lookup('imds.azure.metadata', 'compute', format='text') }}"
+
+    - name: Pin an api-version that an older region serves
+      ansible.builtin.debug:
+        msg: "{{ lookup('imds.azure.metadata', 'compute/sku', api_version='2019-06-01') }}"
+
+    - name: Attested document with a nonce (read live, never cached)
+      ansible.builtin.debug:
+        msg: "{{ lookup('imds.azure.metadata', 'attested/document', nonce='1234567890').signature }}"
+
+    - name: Read a Key Vault secret with the VM's managed identity; no_log keeps the token out of logs
+      ansible.builtin.uri:
+        url: https://myvault.vault.azure.net/secrets/db-password?api-version=7.4
+        headers:
+          Authorization: "Bearer {{ lookup('imds.azure.metadata', 'identity/oauth2/token', resource='https://vault.azure.net').access_token }}"
+      register: secret
+      no_log: true
+
+# The auto source (default): facts when the host has them, else live on the controller.
+- name: Works on VMs with facts and on localhost alike
+  hosts: all
+  tasks:
+    - name: Show the region, or "unknown" on hosts that are not Azure VMs
+      ansible.builtin.debug:
+        msg: "{{ lookup('imds.azure.metadata', 'compute/location', default='unknown') }}"
+
+    - name: One file on the controller about every VM, from each VM's facts
+      ansible.builtin.copy:
+        dest: /tmp/vm-ids.txt
+        content: |
+          {% for h in ansible_play_hosts %}
+          {{ h }} {{ lookup('imds.azure.metadata', 'compute/vmId', host=h, default='-') }}
+          {% endfor %}
+        mode: "0644"
+      delegate_to: localhost
+      run_once: true
+"""
+
+RETURN = r"""
+_raw:
+  description:
+    - One answer per term. With O(format=json), a string for a leaf and dictionaries and lists as IMDS's JSON
+      has them; with O(format=text), a string.
+    - For V(attested/document), V(loadbalancer), V(versions) and V(identity/oauth2/token), the JSON document
+      IMDS returns (the token's is C(access_token), C(expires_on), C(resource), C(token_type)...).
+  type: list
+  elements: raw
+"""
+
+import copy
+import typing as t
+
+from ansible import constants as C
+from ansible import context
+from ansible.errors import AnsibleError, AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
+
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._http import OpenUrlTransport
+from ansible_collections.imds.azure.plugins.module_utils._lookup_host import controller_verdict
+from ansible_collections.imds.azure.plugins.module_utils._lookup_live import (
+    IDENTITY_API_VERSION, PROBE_TIMEOUT, InstanceCache, InstanceEntry, LiveSettings, NotOnAzure, call_live,
+    fetch_instance)
+from ansible_collections.imds.azure.plugins.module_utils._paths import (
+    ATTESTED, LOADBALANCER, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
+
+display = Display()
+
+FACTS_HINT = ("Gather them first with the imds.azure.metadata_facts module on that host (a task before this "
+              "one, or facts_modules = ansible.builtin.setup, imds.azure.metadata_facts in ansible.cfg)")
+IDENTITY_CHOICES = ("client_id", "object_id", "msi_res_id")
+USER_DATA = ("compute", "userData")
+
+
+class Target(t.NamedTuple):
+    """The host the lookup answers for."""
+
+    name: str | None  # None: no inventory host at all (the controller)
+    is_controller: bool
+    why: str
+    facts: t.Mapping[str, t.Any] | None
+
+    @property
+    def label(self) -> str:
+        return f"host {self.name}" if self.name else "the controller"
+
+
+class Answer(t.NamedTuple):
+    """A document to walk and where it came from (for messages)."""
+
+    document: t.Any
+    api_version: str | None
+    origin: str
+    live: InstanceEntry | None
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms: list[t.Any], variables: dict[str, t.Any] | None = None, **kwargs: t.Any) -> list[t.Any]:
+        unknown = sorted(set(kwargs) - set(self.option_definitions) - {"_terms"})
+        if unknown:
+            known = ", ".join(sorted(name for name in self.option_definitions if not name.startswith("_")))
+            raise AnsibleLookupError(f"imds.azure.metadata has no option {', '.join(unknown)}; its options are {known}.")
+        try:
+            self.set_options(var_options=variables, direct=kwargs)
+        except AnsibleError as exc:
+            raise AnsibleLookupError(f"imds.azure.metadata: {exc.message}") from None
+        variables = variables or {}
+        default, origin = self.get_option_and_origin("default")
+        # An explicit default=None is a default too; get_option cannot tell it from "not set".
+        self._has_default = origin != "default" or "default" in kwargs
+        self._default = default
+        self._live: InstanceEntry | None = None
+        self._client_cache: ImdsClient | None = None
+        try:
+            paths = [parse_path(term) for term in terms]
+            self._check_category_options(paths)
+            target = self._target(variables)
+            return [self._answer(path, target) for path in paths]
+        except PathError as exc:
+            raise AnsibleLookupError(str(exc)) from None
+        except ImdsError as exc:
+            raise AnsibleLookupError(str(exc)) from None
+
+    def _check_category_options(self, paths: list[ImdsPath]) -> None:
+        """An option meant for a category no term names would silently do nothing: refuse it."""
+        categories = {path.category for path in paths}
+        for name in ("nonce", "resource") + IDENTITY_CHOICES:
+            category = ATTESTED if name == "nonce" else TOKEN
+            if self.get_option(name) and category not in categories:
+                raise AnsibleLookupError(f"The option {name} applies to the term {category!r} only, and no term "
+                                         "names it.")
+
+    # -- whom we answer for -------------------------------------------------------------
+
+    def _target(self, variables: t.Mapping[str, t.Any]) -> Target:
+        current = variables.get("inventory_hostname")
+        name = self.get_option("host") or current
+        if not name:
+            return Target(None, True, "the lookup runs without an inventory host, on the controller itself", None)
+        if name == current:
+            host_vars: t.Any = variables
+        else:
+            hostvars = variables.get("hostvars")
+            if hostvars is None or name not in hostvars:
+                raise AnsibleLookupError(f"host={name!r}: there is no such host in the inventory.")
+            host_vars = hostvars[name]
+        default_connection = context.CLIARGS.get("connection") or C.DEFAULT_TRANSPORT
+        verdict = controller_verdict(str(name), host_vars.get("ansible_connection"), host_vars.get("ansible_host"),
+                                     default_connection)
+        facts = host_vars.get("ansible_facts")
+        return Target(str(name), verdict.is_controller, verdict.why, facts if isinstance(facts, t.Mapping) else None)
+
+    # -- answers ------------------------------------------------------------------------
+
+    def _answer(self, path: ImdsPath, target: Target) -> t.Any:
+        if not path.is_instance:
+            return self._live_category(path, target)
+        try:
+            answer = self._instance_document(target)
+        except NotOnAzure as exc:
+            return self._not_on_azure(path, target, exc)
+        try:
+            node = walk(answer.document, path.segments)
+        except PathNotFound as exc:
+            if self._has_default:
+                return self._default
+            hint = ""
+            if answer.live is None and path.segments[:2] == USER_DATA:
+                hint = (" imds.azure.metadata_facts leaves userData out of the facts unless include_user_data=true;"
+                        " or read it live.")
+            raise AnsibleLookupError(
+                f"The IMDS path {path.display!r} does not exist in {answer.origin} (api-version "
+                f"{answer.api_version}): {exc.reason}.{hint}") from None
+        fmt = self.get_option("format")
+        if answer.live is not None and answer.live.user_data and self._needs_user_data(path, fmt):
+            node = self._with_user_data(answer.live, path)
+        return text_of(node) if fmt == "text" else copy.deepcopy(node)
+
+    def _instance_document(self, target: Target) -> Answer:
+        source = self.get_option("source")
+        facts = target.facts or {}
+        has_document = isinstance(facts.get("azure_metadata"), t.Mapping)
+        not_azure = facts.get("azure_detected") is False
+        if source == "facts" or (source == "auto" and (has_document or not_azure)):
+            return self._from_facts(target, facts, has_document, not_azure)
+        if source == "auto" and not (target.is_controller or self.get_option("allow_live_for_remote_hosts")):
+            filtered = (" Its facts have no azure_metadata: gather them without a filter that leaves it out."
+                        if facts.get("azure_detected") else "")
+            raise AnsibleLookupError(
+                f"There are no IMDS facts for {target.label}, and it is not the controller ({target.why}), so "
+                f"asking IMDS from here would describe the controller instead. {FACTS_HINT}.{filtered}")
+        self._check_live_allowed(target, "the instance document")
+        live = self._live_instance()
+        return Answer(live.document, live.api_version, f"the instance document IMDS at {self._endpoint()} "
+                      f"returned live for {target.label}", live)
+
+    def _from_facts(self, target: Target, facts: t.Mapping[str, t.Any], has_document: bool,
+                    not_azure: bool) -> Answer:
+        if not_azure:
+            reason = facts.get("azure_detection_reason") or "its facts say azure_detected=false"
+            raise NotOnAzure(f"it is not an Azure VM according to its facts ({reason})")
+        if not has_document:
+            raise AnsibleLookupError(f"source=facts, and {target.label} has no IMDS facts "
+                                     f"(ansible_facts['azure_metadata']). {FACTS_HINT}.")
+        version = facts.get("azure_api_version")
+        wanted = self.get_option("api_version")
+        if wanted and version and wanted != version:
+            display.warning(f"imds.azure.metadata: the facts of {target.label} were gathered with api-version "
+                            f"{version}, not the api_version {wanted} asked for; answering from the facts.")
+        return Answer(facts["azure_metadata"], version, f"the facts of {target.label}", None)
+
+    def _not_on_azure(self, path: ImdsPath, target: Target, exc: NotOnAzure) -> t.Any:
+        if self._has_default:
+            return self._default
+        raise AnsibleLookupError(f"Cannot answer the IMDS path {path.display!r} for {target.label}: {exc.reason}. "
+                                 f"Set default= to get a value where there is no Azure VM. {exc.hint}".strip())
+
+    # -- live ---------------------------------------------------------------------------
+
+    def _check_live_allowed(self, target: Target, what: str) -> None:
+        if target.is_controller or self.get_option("allow_live_for_remote_hosts"):
+            return
+        raise AnsibleLookupError(
+            f"Reading {what} live asks the controller's IMDS, and {target.label} is not the controller "
+            f"({target.why}): the answer would describe the controller, not {target.name}. Use source=facts after "
+            "gathering imds.azure.metadata_facts on that host, or set allow_live_for_remote_hosts=true if the "
+            "controller's own metadata is what you want.")
+
+    def _endpoint(self) -> str:
+        return str(self.get_option("endpoint")).rstrip("/")
+
+    def _settings(self) -> LiveSettings:
+        return LiveSettings(self._endpoint(), self.get_option("api_version") or None,
+                            float(self.get_option("timeout")), float(self.get_option("retry_timeout")))
+
+    def _client(self, api_version: str | None = None) -> ImdsClient:
+        settings = self._settings()
+        return ImdsClient(OpenUrlTransport(), endpoint=settings.endpoint,
+                          api_version=api_version or settings.api_version, timeout=settings.timeout,
+                          retry_timeout=settings.retry_timeout)
+
+    def _live_instance(self) -> InstanceEntry:
+        if self._live is None:
+            settings = self._settings()
+            client = self._client()  # validates the endpoint and timeouts before anything else
+            # wait for another fork's fetch at most as long as that fetch may take
+            wait = settings.retry_timeout + settings.timeout + PROBE_TIMEOUT + 1
+            cache = InstanceCache(_run_directory(), float(self.get_option("cache_ttl")), wait)
+            try:
+                self._live = cache.get(settings, lambda: fetch_instance(client))
+            except NotOnAzure as exc:
+                raise _controller_not_on_azure(exc) from None
+            for warning in self._live.warnings:
+                display.warning(warning)
+        return self._live
+
+    @staticmethod
+    def _needs_user_data(path: ImdsPath, fmt: str) -> bool:
+        """Does the answer show userData's value? (A text listing of compute shows only its name.)"""
+        if fmt == "text":
+            return path.segments == USER_DATA
+        return USER_DATA[:len(path.segments)] == path.segments
+
+    def _with_user_data(self, live: InstanceEntry, path: ImdsPath) -> t.Any:
+        """Ask IMDS for userData (never cached) and put it into a copy of the answer."""
+        client = self._client(live.api_version)
+        value = client.instance("compute/userData", fmt="text").data
+        if path.segments == USER_DATA:
+            return value
+        document = copy.deepcopy(live.document)
+        document["compute"]["userData"] = value
+        return walk(document, path.segments)
+
+    def _live_category(self, path: ImdsPath, target: Target) -> t.Any:
+        if self.get_option("source") == "facts":
+            raise AnsibleLookupError(f"{path.category} is never part of the facts; it is read live from IMDS "
+                                     "(source=auto or source=live).")
+        if self.get_option("format") == "text":
+            raise AnsibleLookupError(f"IMDS serves {path.category} as JSON only; format=text is for instance paths.")
+        self._check_live_allowed(target, path.category)
+        try:
+            if path.category == TOKEN:
+                return self._token(path)
+            client = self._client()
+            if path.category == VERSIONS:
+                response = call_live(client, lambda first: client.get(path.url_path, versioned=False,
+                                                                      first_timeout=first))
+            else:
+                params = {"nonce": self.get_option("nonce")} if path.category == ATTESTED and self.get_option("nonce") else {}
+                response = call_live(client, lambda first: client.get(path.url_path, params, first_timeout=first))
+        except NotOnAzure as exc:
+            return self._not_on_azure(path, target, _controller_not_on_azure(exc))
+        except ImdsError as exc:
+            if exc.status == 404 and self._has_default:
+                return self._default
+            raise
+        for warning in response.warnings:
+            display.warning(warning)
+        return response.data
+
+    def _token(self, path: ImdsPath) -> t.Any:
+        resource = self.get_option("resource")
+        if not resource:
+            raise AnsibleLookupError("identity/oauth2/token needs the resource option, the audience of the token, "
+                                     "for example resource='https://vault.azure.net'.")
+        chosen = [name for name in IDENTITY_CHOICES if self.get_option(name)]
+        if len(chosen) > 1:
+            raise AnsibleLookupError(f"Give at most one of client_id, object_id and msi_res_id, not {' and '.join(chosen)}.")
+        params = {"resource": resource, **{name: self.get_option(name) for name in chosen}}
+        client = self._client(IDENTITY_API_VERSION)
+        try:
+            response = call_live(client, lambda first: client.get(path.url_path, params, first_timeout=first))
+        except ImdsError as exc:
+            if exc.status == 400:
+                raise AnsibleLookupError(f"{exc} IMDS refuses a token when the VM has no managed identity, or none "
+                                         "that matches client_id, object_id or msi_res_id.") from None
+            raise
+        return response.data
+
+
+def _controller_not_on_azure(exc: NotOnAzure) -> NotOnAzure:
+    return NotOnAzure(f"the controller, whose IMDS the live source asks, is not an Azure VM ({exc.reason})", exc.hint)
+
+
+def _run_directory() -> str | None:
+    """This run's private local temp folder (created by ansible-core per run, mode 0700)."""
+    directory = getattr(C, "DEFAULT_LOCAL_TMP", None)
+    return directory if isinstance(directory, str) and directory else None

@@ -1,0 +1,154 @@
+"""The lookup without ansible-playbook: its options as ansible-core merges them, open_url mocked.
+
+``open_url`` is replaced by a function that hands each request to an in-process IMDS
+emulator (``Emulator.answer``, no socket), so the lookup is exercised against the
+independent oracle without any network. Scripted failures (timeouts, statuses) can be
+put in front of it per path.
+"""
+from __future__ import annotations
+
+import email.message
+import io
+import socket
+import urllib.error
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import yaml
+from ansible import constants as C
+from ansible.utils.plugin_docs import add_fragments
+
+from ansible_collections.imds.azure.plugins.doc_fragments.imds import ModuleDocFragment
+from ansible_collections.imds.azure.plugins.lookup import metadata
+from ansible_collections.imds.azure.plugins.module_utils import _client, _lookup_live
+
+LOAD_NAME = "ansible_collections.imds.azure.plugins.lookup.metadata"
+ENDPOINT = "http://imds.test"
+DEFAULT_ENDPOINT = _client.DEFAULT_ENDPOINT
+
+
+class _Fragments:
+    """What add_fragments needs of the fragment loader: our one fragment file."""
+
+    def get(self, name):
+        if name == "imds.azure.imds":
+            return type("Fragment", (ModuleDocFragment,), {"ansible_name": "imds.azure.imds"})
+        return None
+
+
+def option_definitions():
+    doc = yaml.safe_load(metadata.DOCUMENTATION)
+    add_fragments(doc, metadata.__file__, _Fragments())
+    return doc["options"]
+
+
+class _Response(io.BytesIO):
+    def __init__(self, status, body, headers):
+        super().__init__(body)
+        self.status = status
+        self.headers = email.message.Message()
+        for name, value in headers.items():
+            self.headers[name] = value
+        self.headers["Content-Length"] = str(len(body))
+
+
+class FakeImds:
+    """Stands in for open_url: answers through an emulator's answer(), records every call."""
+
+    def __init__(self, emulator):
+        self.emulator = emulator
+        self.calls = []
+        self.scripted = {}  # path -> list of: int status, or an exception to raise
+
+    def script(self, path, *answers):
+        self.scripted[path] = list(answers)
+
+    def paths(self):
+        return [urlsplit(call["url"]).path for call in self.calls]
+
+    def queries(self):
+        return [dict(parse_qsl(urlsplit(call["url"]).query)) for call in self.calls]
+
+    def __call__(self, url, data=None, headers=None, method=None, use_proxy=True, follow_redirects="urllib2",
+                 timeout=10, **kwargs):
+        assert use_proxy is False and follow_redirects == "none"
+        self.calls.append({"url": url, "headers": dict(headers or {}), "method": method, "timeout": timeout})
+        parts = urlsplit(url)
+        # the default endpoint is only ever answered here, by this fake, never sent anywhere
+        assert f"{parts.scheme}://{parts.netloc}" in (ENDPOINT, DEFAULT_ENDPOINT), f"a request left for {url}"
+        script = self.scripted.get(parts.path)
+        if script:
+            answer = script.pop(0) if len(script) > 1 else script[0]
+            if isinstance(answer, BaseException):
+                raise answer
+            body = b'{"error": "scripted"}'
+            raise urllib.error.HTTPError(url, answer, "scripted", email.message.Message(), io.BytesIO(body))
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        sent = {name.lower(): value for name, value in (headers or {}).items()}
+        reply = self.emulator.answer(method or "GET", parts.path, query, sent, data or b"")
+        body = b"".join(reply.chunks())
+        extra = {"Content-Type": reply.content_type} if reply.content_type else {}
+        extra.update(reply.headers)
+        if 200 <= reply.status < 300:
+            return _Response(reply.status, body, extra)
+        message = email.message.Message()
+        for name, value in extra.items():
+            message[name] = value
+        raise urllib.error.HTTPError(url, reply.status, "error", message, io.BytesIO(body))
+
+
+TIMEOUT = urllib.error.URLError(socket.timeout("timed out"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """A private rate-limit file and run folder; nothing remembered between tests."""
+    monkeypatch.setattr(_client.tempfile, "gettempdir", lambda: str(tmp_path))
+    run = tmp_path / "ansible-local-run"
+    run.mkdir(mode=0o700)
+    monkeypatch.setattr(metadata, "_run_directory", lambda: str(run))
+    _lookup_live.clear_memory()
+    yield
+    _lookup_live.clear_memory()
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return tmp_path / "ansible-local-run"
+
+
+@pytest.fixture
+def imds(monkeypatch):
+    """imds(profile="linux") -> FakeImds now answering every open_url call."""
+    from imds_emulator import Emulator  # tests/emulator, on sys.path through tests/conftest.py
+
+    def make(profile="linux", **kwargs):
+        fake = FakeImds(Emulator(profile=profile, **kwargs))
+        monkeypatch.setattr("ansible.module_utils.urls.open_url", fake)
+        return fake
+
+    return make
+
+
+@pytest.fixture
+def lookup():
+    """lookup(terms, variables=None, **options): run a fresh LookupModule, as one template call does."""
+    C.config.initialize_plugin_configuration_definitions("lookup", LOAD_NAME, option_definitions())
+
+    def run(terms, variables=None, **options):
+        plugin = metadata.LookupModule()
+        plugin._load_name = LOAD_NAME
+        plugin.ansible_name = "imds.azure.metadata"
+        options.setdefault("endpoint", ENDPOINT)
+        return plugin.run(terms if isinstance(terms, list) else [terms], variables=variables, **options)
+
+    return run
+
+
+LOCALHOST = {"inventory_hostname": "localhost", "ansible_connection": "local"}
+
+
+def remote(name="vm1", facts=None, **extra):
+    """The variables a template rendered for a remote host sees."""
+    return {"inventory_hostname": name, "ansible_host": "192.0.2.10", "ansible_connection": "ssh",
+            "ansible_facts": facts or {}, **extra}

@@ -388,5 +388,5 @@ def _last_wins(pairs: list[tuple[str, t.Any]], duplicates: list[str]) -> dict[st
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
-        duplicates.extend(key for key, _ in pairs if key in seen or seen.add(key))
+        duplicates.extend(pair[0] for pair in pairs if pair[0] in seen or seen.add(pair[0]))
     return result

@@ -288,7 +288,7 @@ def test_bad_timeouts():
 def test_rate_limiter_keeps_five_per_second(clock, tmp_path):
     limiter = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
     stamps = []
-    for _ in range(23):
+    for dummy in range(23):
         limiter.acquire()
         stamps.append(clock.now)
     for i in range(len(stamps) - 5):
@@ -298,7 +298,7 @@ def test_rate_limiter_keeps_five_per_second(clock, tmp_path):
 def test_rate_limiter_is_shared_through_its_file(clock, tmp_path):
     a = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
     b = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
-    for _ in range(5):
+    for dummy in range(5):
         a.acquire()
     b.acquire()
     assert clock.sleeps and clock.sleeps[-1] > 0.9
@@ -307,7 +307,7 @@ def test_rate_limiter_is_shared_through_its_file(clock, tmp_path):
 def test_rate_limiter_ignores_garbage(clock, tmp_path):
     limiter = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
     with open(limiter.path, "w") as handle:
-        handle.write("nonsense 1e308 -5 " + " ".join(str(clock.now + 100) for _ in range(10)))
+        handle.write("nonsense 1e308 -5 " + " ".join(str(clock.now + 100) for dummy in range(10)))
     limiter.acquire()
     assert clock.sleeps == []
 

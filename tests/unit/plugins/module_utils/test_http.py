@@ -35,7 +35,7 @@ class RawServer:
     def _run(self):
         while not self.stopping:
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 continue
             with conn:
@@ -143,7 +143,7 @@ def test_never_answers(server, transport):
 def test_dribble_meets_deadline(server, transport):
     def dribble(conn):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(100):
+        for dummy in range(100):
             conn.sendall(b" ")
             time.sleep(0.1)
     s = server(dribble)

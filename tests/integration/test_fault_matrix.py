@@ -1,0 +1,304 @@
+"""The fault matrix: imds.azure.metadata_facts against a misbehaving IMDS, through real ansible-playbook.
+
+Each scenario states what the user must see (the right facts, or a failure whose
+message names the cause) and the time the task may take at most; all scenarios play
+in one ansible-playbook run (one host each, see tests/integration/faults/matrix.py) and
+each is asserted on its own. The table of results is printed at the end of the run and
+kept in docs/reliability.md.
+
+Time bounds: ``timeout`` (T) and ``retry_timeout`` (R) are small here. Each scenario's
+bound is on the client's own time: from the first request the emulator saw to the end of
+the module process (the module's interpreter is a timed wrapper). A call that gives up
+does so within R + T, the client's promise; EPS covers parsing, normalizing and the
+process exit. The whole task (worker fork, Python start, AnsiballZ) must end within the
+bound plus OVERHEAD, generous for a loaded 2-core runner.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.integration.faults.matrix import Outcome, Scenario, profile_document, run_matrix
+from tests.integration.faults.report import register
+
+T = 2.0  # per-request timeout (seconds)
+R = 3.0  # retry_timeout for scenarios that must give up
+EPS = 1.5  # parse, normalize, exit (on a loaded runner)
+OVERHEAD = 10.0  # what a task costs around the module on a loaded runner
+FAIL_FAST = {"timeout": T, "retry_timeout": R}
+NEWEST = "2025-04-07"
+LINUX = profile_document("linux")
+VM_ID = LINUX["compute"]["vmId"]
+KNOWN = ["2020-09-01", "2021-01-01", "2021-02-01"]  # a region that lags behind
+UNKNOWN = ["2030-01-01", "2031-06-15"]  # only versions from the future
+MAX_BACKOFF = [0.25 + 2 ** n for n in range(4)] + [8.25] * 100  # full jitter, capped at 8 s, + 0.25 s floor
+
+
+def statuses(outcome: Outcome) -> list[int]:
+    return [r["status"] for r in outcome.requests]
+
+
+def versions_asked(outcome: Outcome) -> list[str | None]:
+    return [r["query"].get("api-version") for r in outcome.requests]
+
+
+def span(outcome: Outcome) -> float:
+    """Seconds between the first and the last request the emulator saw."""
+    times = [r["time"] for r in outcome.requests]
+    return times[-1] - times[0] if times else 0.0
+
+
+# -- checks beyond "facts or message" ----------------------------------------------------
+
+def rode_out_410(outcome: Outcome) -> None:
+    codes = statuses(outcome)
+    assert codes[0] == 410 and codes[-1] == 200 and set(codes[:-1]) == {410}, codes
+    # the 200 came after the 5 s window closed, and the client backed off, never spun
+    assert span(outcome) >= 5.0
+    times = [r["time"] for r in outcome.requests]
+    assert all(b - a >= 0.2 for a, b in zip(times, times[1:])), times
+
+
+def gave_up_within_deadline(outcome: Outcome) -> None:
+    assert len(outcome.requests) >= 2, "retried at least once"
+    assert span(outcome) <= R + 0.3, f"retries lasted {span(outcome):.2f} s, retry_timeout is {R} s"
+
+
+def retried_then_ok(count: int):
+    def check(outcome: Outcome) -> None:
+        codes = statuses(outcome)
+        assert len(codes) == count + 1 and codes[-1] == 200, codes
+        assert span(outcome) <= sum(MAX_BACKOFF[:count]) + 0.5
+    return check
+
+
+def honoured_retry_after(outcome: Outcome) -> None:
+    assert statuses(outcome) == [400, 429, 200]
+    assert versions_asked(outcome) == [NEWEST, "2021-02-01", "2021-02-01"]
+    waited = outcome.requests[2]["time"] - outcome.requests[1]["time"]
+    assert 0.95 <= waited < 2.0, f"waited {waited:.2f} s after Retry-After: 1"
+
+
+def gave_up_at_once_on_long_retry_after(outcome: Outcome) -> None:
+    assert statuses(outcome) == [400, 429]
+
+
+def attempts(count: int):
+    def check(outcome: Outcome) -> None:
+        assert len(outcome.requests) == count, statuses(outcome)
+    return check
+
+
+def no_request_logged(outcome: Outcome) -> None:
+    assert outcome.requests == []
+
+
+def redirect_not_followed(outcome: Outcome) -> None:
+    assert len(outcome.requests) == 1, [r["path"] for r in outcome.requests]
+    assert outcome.stage.trap is None or outcome.stage.trap.contacts == []
+
+
+def proxy_untouched(outcome: Outcome) -> None:
+    assert outcome.stage.trap.contacts == [], outcome.stage.trap.contacts
+    assert len(outcome.requests) == 1
+    headers = outcome.requests[0]["headers"]
+    assert "x-forwarded-for" not in headers and "via" not in headers and headers["metadata"] == "true"
+
+
+def negotiated(version: str, count: int):
+    def check(outcome: Outcome) -> None:
+        asked = versions_asked(outcome)
+        assert len(asked) == count and asked[0] == NEWEST and asked[-1] == version, asked
+        assert outcome.hosts[0].facts["azure_api_version"] == version
+    return check
+
+
+def asked_list_then_gave_up(outcome: Outcome) -> None:
+    assert [r["path"] for r in outcome.requests] == ["/metadata/instance", "/metadata/versions"]
+
+
+def duplicate_key_reported(outcome: Outcome) -> None:
+    assert outcome.hosts[0].facts["azure_vm_id"] == "second-value-wins"
+    assert "[WARNING]: IMDS at" in outcome.run.output and "named the key 'vmId' twice" in outcome.run.output
+
+
+def nulls_kept(outcome: Outcome) -> None:
+    facts = outcome.hosts[0].facts
+    assert facts["azure_name"] is None and facts["azure_vm_size"] is None
+    assert facts["azure_location"] == LINUX["compute"]["location"]
+    assert facts["azure_private_ipv4"] is None
+    assert facts["azure_compute"]["name"] is None
+
+
+def body(text: str, status: int = 200, content_type: str = "application/json") -> dict:
+    return {"body": {"text": text, "status": status, "content_type": content_type}}
+
+
+def redirect(status: int, where: str):
+    def faults(stage) -> dict:
+        location = (f"{stage.trap.url}/metadata/instance?api-version={NEWEST}" if where == "host"
+                    else f"/elsewhere/metadata/instance?api-version={NEWEST}")
+        return {"redirect": {"status": status, "location": location}}
+    return faults
+
+
+DUPLICATE = ('{"compute": ' + json.dumps(LINUX["compute"])[:-1] + ', "vmId": "second-value-wins"}, "network": '
+             + json.dumps(LINUX["network"]) + "}")
+WITH_NULLS = json.loads(json.dumps(LINUX))
+WITH_NULLS["compute"].update(name=None, vmSize=None)
+for _nic in WITH_NULLS["network"]["interface"]:
+    for _address in _nic["ipv4"]["ipAddress"]:
+        _address["privateIpAddress"] = None
+PROXY_ENV = {name: "{trap}" for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                          "all_proxy", "ALL_PROXY")}
+PROXY_ENV.update(no_proxy="", NO_PROXY="")
+GIVES_UP = R + T + EPS
+AT_ONCE = EPS
+
+SCENARIOS = [
+    # -- IMDS says "not now" -------------------------------------------------------------
+    Scenario("410 for the first 5 s, then 200", "facts, after riding out the 410s", 5 + 8.25 + AT_ONCE, True,
+             {"status_for_seconds": {"status": 410, "seconds": 5}}, {"timeout": T, "retry_timeout": 20},
+             check=rode_out_410),
+    Scenario("410 beyond retry_timeout", "fails in time: service not ready", GIVES_UP, False,
+             {"status_always": 410}, FAIL_FAST, words=("410", "not ready yet", "retry_timeout"),
+             check=gave_up_within_deadline),
+    Scenario("429 x3 without Retry-After, then 200", "facts, after jittered back-off", sum(MAX_BACKOFF[:3]) + EPS,
+             True, {"status_first_n": {"status": 429, "count": 3}}, {"timeout": T, "retry_timeout": 15},
+             check=retried_then_ok(3)),
+    Scenario("429 with Retry-After: 1 (limit 1 req/s, 2nd request)", "facts, Retry-After honoured", 2 + EPS, True,
+             {"versions": KNOWN, "rate_limit": {"per_second": 1, "retry_after": 1}}, {"timeout": T, "retry_timeout": 10},
+             check=honoured_retry_after),
+    Scenario("429 with Retry-After: 30 > retry_timeout", "fails at once: throttled", AT_ONCE, False,
+             {"versions": KNOWN, "rate_limit": {"per_second": 1, "retry_after": 30}}, {"timeout": T, "retry_timeout": 10},
+             words=("429", "throttling"), check=gave_up_at_once_on_long_retry_after),
+    Scenario("429 always", "fails in time: throttled", GIVES_UP, False, {"status_always": 429}, FAIL_FAST,
+             words=("429", "throttling", "5 requests per second"), check=gave_up_within_deadline),
+    *[Scenario(f"{status} x2, then 200", "facts, after retries", sum(MAX_BACKOFF[:2]) + EPS, True,
+               {"status_first_n": {"status": status, "count": 2}}, {"timeout": T, "retry_timeout": 10},
+               check=retried_then_ok(2))
+      for status in (500, 502, 503, 504)],
+    *[Scenario(f"{status} always", "fails in time: IMDS degraded", GIVES_UP, False, {"status_always": status},
+               FAIL_FAST, words=(f"IMDS answered {status}", "Gave up after", "degraded"),
+               check=gave_up_within_deadline)
+      for status in (500, 502, 503, 504)],
+    # -- the connection misbehaves -------------------------------------------------------
+    Scenario("connection refused", "fails at once, not retried", AT_ONCE, False, endpoint="closed",
+             options=FAIL_FAST, words=("connection refused", "Nothing listens")),
+    Scenario("connection reset before the headers", "fails after 2 retries: reset", GIVES_UP, False,
+             {"reset": "before_headers"}, FAIL_FAST, words=("reset", "after 3 attempts"), check=attempts(3)),
+    Scenario("connection reset mid-body", "fails after 2 retries: reset", GIVES_UP, False,
+             {"reset": "mid_body"}, FAIL_FAST, words=("reset", "after 3 attempts"), check=attempts(3)),
+    Scenario("accepts, never answers", "fails after timeout, not retried", T + EPS, False, {"hang": True},
+             FAIL_FAST, words=("timed out",), check=attempts(1)),
+    Scenario("dribbles 1 byte/s", "fails after timeout (whole response)", T + EPS, False, {"dribble": 1},
+             FAIL_FAST, words=("timed out while reading the response body",), check=attempts(1)),
+    Scenario("body shorter than Content-Length", "fails after 2 retries: truncated", GIVES_UP, False,
+             {"truncate": True}, FAIL_FAST, words=("the response ended after", "after 3 attempts"),
+             check=attempts(3)),
+    # -- the body is wrong ---------------------------------------------------------------
+    Scenario("truncated JSON", "fails: not JSON", AT_ONCE, False, body('{"compute": {"vmId": "0f6'),
+             FAIL_FAST, words=("not JSON",), check=attempts(1)),
+    Scenario("HTML from a captive portal", "fails: not JSON, captive portal", AT_ONCE, False, {"html": True},
+             FAIL_FAST, words=("not JSON", "captive portal", "<!DOCTYPE html>"), check=attempts(1)),
+    Scenario("a JSON array", "fails: not an instance document", AT_ONCE, False,
+             body(json.dumps([LINUX])), FAIL_FAST, words=("not an instance document", "the document is a list")),
+    Scenario("a JSON string", "fails: not an instance document", AT_ONCE, False, body('"compute"'), FAIL_FAST,
+             words=("not an instance document", "the document is a string")),
+    Scenario("compute is a string", "fails: compute is not an object", AT_ONCE, False,
+             body('{"compute": "Standard_D2s_v3", "network": {"interface": []}}'), FAIL_FAST,
+             words=("compute is a string, not an object",)),
+    Scenario("a 50 MiB body", "fails quickly: larger than 4 MiB", T + EPS, False, {"body_size": 50 * 1024 * 1024},
+             FAIL_FAST, words=("larger than 4194304 bytes", "something else answered"), check=attempts(1)),
+    Scenario("invalid UTF-8", "fails: not UTF-8", AT_ONCE, False,
+             {"body": {"base64": base64.b64encode(b'{"compute": {"name": "caf\xff"}}').decode()}}, FAIL_FAST,
+             words=("not UTF-8", "invalid start byte")),
+    Scenario("a duplicate key (vmId twice)", "facts, last value wins, with a warning", AT_ONCE, True,
+             body(DUPLICATE), FAIL_FAST, words=("named the key 'vmId' twice", "the last value was used"),
+             vm_id="second-value-wins", check=duplicate_key_reported),
+    Scenario("null where a string belongs", "facts, nulls as null", AT_ONCE, True, body(json.dumps(WITH_NULLS)),
+             FAIL_FAST, check=nulls_kept),
+    # -- redirects: never followed -------------------------------------------------------
+    *[Scenario(f"{status} redirect to another host", "fails: not followed, target untouched", AT_ONCE, False,
+               redirect(status, "host"), FAIL_FAST, words=(f"IMDS answered {status}", "never redirects",
+                                                           "not followed"), trap=True, check=redirect_not_followed)
+      for status in (301, 302, 307)],
+    Scenario("302 redirect to another path", "fails: not followed", AT_ONCE, False, redirect(302, "path"),
+             FAIL_FAST, words=("IMDS answered 302", "not followed"), check=redirect_not_followed),
+    # -- a proxy in the environment ------------------------------------------------------
+    Scenario("proxy variables set, no_proxy empty", "facts; the proxy sees nothing", AT_ONCE, True,
+             options=FAIL_FAST, env=PROXY_ENV, trap=True, check=proxy_untouched),
+    # -- the 400 "newest-versions" answer --------------------------------------------------
+    *[Scenario(f"400 {wording} wording, known versions offered", "facts at 2021-02-01", AT_ONCE, True,
+               {"versions": KNOWN, "error_wording": wording}, FAIL_FAST, check=negotiated("2021-02-01", 2))
+      for wording in ("new", "old")],
+    *[Scenario(f"400 {wording} wording, only unknown versions", "fails: no known version served", AT_ONCE,
+               False, {"versions": UNKNOWN, "error_wording": wording}, FAIL_FAST,
+               words=("IMDS answered 400", "No api-version known to this collection is served here"),
+               check=attempts(1))
+      for wording in ("new", "old")],
+    Scenario("400 new wording, known and unknown versions", "facts at the newest known", AT_ONCE, True,
+             {"versions": ["2021-02-01", *UNKNOWN], "error_wording": "new"}, FAIL_FAST,
+             check=negotiated("2021-02-01", 2)),
+    Scenario("400 without the list, known versions served", "facts, via /metadata/versions", AT_ONCE, True,
+             {"versions": KNOWN, "error_wording": "no_list"}, FAIL_FAST, check=negotiated("2021-02-01", 3)),
+    Scenario("400 without the list, only unknown versions", "fails: no known version served", AT_ONCE, False,
+             {"versions": UNKNOWN, "error_wording": "no_list"}, FAIL_FAST,
+             words=("No api-version known to this collection is served here",), check=asked_list_then_gave_up),
+    Scenario("400 for a pinned api_version", "fails: names the versions offered", AT_ONCE, False,
+             {"versions": KNOWN, "error_wording": "old"}, {**FAIL_FAST, "api_version": NEWEST},
+             words=(f"pinned api_version {NEWEST}", "2021-02-01"), check=attempts(1)),
+]
+assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
+
+
+@pytest.fixture(scope="module")
+def matrix(request, tmp_path_factory):
+    """Play every selected scenario in one ansible-playbook run; {name: Outcome}."""
+    report = register(request.config)
+    selected = {item.callspec.params["scenario"].name for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec") and "scenario" in item.callspec.params}
+    scenarios = [s for s in SCENARIOS if s.name in selected] or SCENARIOS
+    outcomes = run_matrix(scenarios, tmp_path_factory.mktemp("fault-matrix"))
+    run = next(iter(outcomes.values())).run
+    report.wall["metadata_facts matrix"] = run.seconds
+    return outcomes
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+def test_scenario(matrix, scenario, request):
+    outcome = matrix[scenario.name]
+    row = {"scenario": scenario.name, "expected": f"{scenario.expected} (<= {scenario.bound:g} s)",
+           "observed": outcome.observed(), "seconds": outcome.client_seconds, "task": outcome.seconds,
+           "bound": scenario.bound, "requests": len(outcome.requests), "result": "FAIL"}
+    register(request.config).add(row)
+
+    assert "Traceback" not in outcome.run.output
+    for host in outcome.hosts:
+        assert "Traceback" not in json.dumps(host.result)
+        assert "module_stderr" not in host.result
+        if scenario.ok:
+            assert host.status == "ok", host.msg
+            assert host.facts["azure_detected"] is True
+            assert host.facts["azure_vm_id"] == (scenario.vm_id or VM_ID)
+            for word in scenario.words:
+                assert any(word in w for w in host.warnings), (word, host.warnings)
+        else:
+            assert host.status == "failed", host.facts
+            for word in scenario.words:
+                assert word in host.msg, (word, host.msg)
+        assert host.module_seconds is not None, "the timed interpreter ran the module"
+        assert host.seconds <= scenario.bound + OVERHEAD, f"the task took {host.seconds:.1f} s"
+    for sent in outcome.requests:  # IMDS's own rules (the emulator would answer 400 otherwise)
+        assert sent["headers"].get("metadata") == "true" and "x-forwarded-for" not in sent["headers"], sent
+    if outcome.client_seconds is None:  # nothing reached IMDS: the whole module was quick
+        assert scenario.endpoint == "closed"
+        assert outcome.module_seconds <= scenario.bound + OVERHEAD / 2
+    else:
+        assert outcome.client_seconds <= scenario.bound, \
+            f"{outcome.client_seconds:.2f} s from the first request, bound {scenario.bound:g} s"
+    if scenario.check is not None:
+        scenario.check(outcome)
+    row["result"] = "pass"

@@ -1,0 +1,257 @@
+"""imds.azure.scheduled_events and docs/examples/drain.yml through real ansible-playbook against the emulator."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+
+from tests.utils.paths import REPO
+
+PROFILES = REPO / "tests" / "emulator" / "profiles"
+DRAIN = REPO / "docs" / "examples" / "drain.yml"
+
+
+def vm_name(profile):
+    return json.loads((PROFILES / f"{profile}.json").read_text())["compute"]["name"]
+
+
+def play(*tasks):
+    """A play on localhost running the module once per (name, args[, task keywords]).
+
+    The registered results land in out_dir/results.json, by name.
+    """
+    body = ""
+    for name, args, *keywords in tasks:
+        body += f"""
+    - name: {name}
+      imds.azure.scheduled_events: {json.dumps(dict({"endpoint": "{{ endpoint }}"}, **args))}
+      register: {name}"""
+        for key, value in (keywords[0] if keywords else {}).items():
+            body += f"\n      {key}: {json.dumps(value)}"
+    names = ", ".join(f"'{name}': {name}" for name, *_ in tasks)
+    return f"""- hosts: localhost
+  gather_facts: false
+  tasks:{body}
+    - name: Save the results
+      ansible.builtin.copy:
+        content: "{{{{ {{{names}}} | to_json }}}}"
+        dest: "{{{{ out_dir }}}}/results.json"
+        mode: "0600"
+      check_mode: false
+"""
+
+
+def inject_after_first_read(emu, delay, **event):
+    """Add an event ``delay`` seconds after the module's first scheduled-events read (bounded)."""
+    added = {}
+
+    def run():
+        deadline = time.monotonic() + 60
+        while not events_requests(emu) and time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.05)
+        if not stop.wait(delay):
+            added.update(emu.add_event(**event))
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return added, stop
+
+
+def task_status(result, name):
+    """What ansible-playbook printed for a task: ok, changed or fatal."""
+    match = re.search(rf"TASK \[{re.escape(name)}\] \**\n(\w+):", result.stdout)
+    return match.group(1) if match else None
+
+
+def events_requests(emu, method=None):
+    return [r for r in emu.requests if r["path"] == "/metadata/scheduledevents" and (method is None or r["method"] == method)]
+
+
+def statuses(emu):
+    return {e["EventId"]: e["EventStatus"] for e in emu.events_document()["Events"]}
+
+
+def test_list_and_filter(emulator, playbook):
+    emu = emulator(profile="linux")
+    me = vm_name("linux")
+    freeze = emu.add_event(event_type="Freeze", not_before_seconds=900, duration_seconds=5)
+    other = emu.add_event(event_type="Reboot", resources=["web-linux-02"])
+    shared = emu.add_event(event_type="Redeploy", resources=["web-linux-02", me.upper()], event_source="User")
+    result = playbook(play(
+        ("mine", {}),
+        ("everyone", {"this_vm_only": False}),
+        ("named", {"vm_name": "web-linux-02"}),
+        ("old", {"api_version": "2019-01-01"}),
+    ), extra_vars={"endpoint": emu.url}).check()
+    mine = result.read_json("results.json")["mine"]
+    assert mine["changed"] is False and task_status(result, "mine") == "ok"
+    assert mine["vm_name"] == me and mine["api_version"] == "2020-07-01"
+    assert [e["event_id"] for e in mine["events"]] == [freeze["EventId"], shared["EventId"]]
+    first = mine["events"][0]
+    assert first["event_type"] == "Freeze" and first["event_status"] == "Scheduled" and first["duration_in_seconds"] == 5
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["not_before_utc"])
+    assert 850 <= first["seconds_until_not_before"] <= 900
+    assert mine["events"][1]["event_source"] == "User" and mine["events"][1]["duration_in_seconds"] is None  # -1
+    assert mine["document_incarnation"] == emu.events_document()["DocumentIncarnation"]
+    assert len(mine["document"]["Events"]) == 3
+    assert mine["msg"] == f"2 scheduled events for {me} (3 in the document, incarnation {mine['document_incarnation']})."
+
+    everyone = result.read_json("results.json")["everyone"]
+    assert [(e["event_id"], e["for_this_vm"]) for e in everyone["events"]] == [
+        (freeze["EventId"], True), (other["EventId"], False), (shared["EventId"], True)]
+    named = result.read_json("results.json")["named"]
+    assert [e["event_id"] for e in named["events"]] == [other["EventId"], shared["EventId"]]
+
+    old = result.read_json("results.json")["old"]
+    assert old["api_version"] == "2019-01-01"
+    assert all(e["description"] is None and e["event_source"] is None and e["duration_in_seconds"] is None
+               for e in old["events"])
+    # one name lookup per task that needs it (not "named"), one events read per task, nothing else
+    names = [r for r in emu.requests if r["path"] == "/metadata/instance/compute/name"]
+    assert len(names) == 3 and all(r["query"]["format"] == "text" for r in names)
+    assert len(events_requests(emu)) == 4 and not events_requests(emu, "POST")
+
+
+def test_spot_preempt_with_an_older_version(emulator, playbook):
+    emu = emulator(profile="spot")
+    preempt = emu.add_event(event_type="Preempt", not_before_seconds=30, description="")
+    result = playbook(play(("spot", {"api_version": "2019-08-01"})), extra_vars={"endpoint": emu.url}).check()
+    (event,) = result.read_json("results.json")["spot"]["events"]
+    assert event["event_id"] == preempt["EventId"] and event["event_type"] == "Preempt"
+    assert event["resources"] == [vm_name("spot")] and event["for_this_vm"] is True
+    assert event["description"] is None and event["event_source"] == "Platform"
+    assert event["duration_in_seconds"] is None  # DurationInSeconds arrived with 2020-07-01
+    assert 0 < event["seconds_until_not_before"] <= 30
+
+
+def test_check_mode_then_approve(emulator, playbook):
+    emu = emulator(profile="linux")
+    reboot = emu.add_event(event_type="Reboot")
+    freeze = emu.add_event(event_type="Freeze")
+    other = emu.add_event(event_type="Redeploy", resources=["web-linux-02"])
+    started = emu.add_event(event_type="Reboot", status="Started", not_before_seconds=None)
+    incarnation = emu.events_document()["DocumentIncarnation"]
+    result = playbook(play(
+        ("checked", {"approve": "all_for_this_vm"}, {"check_mode": True}),
+        ("by_id", {"approve": [reboot["EventId"].lower(), started["EventId"], "0000-gone"]}),
+        ("again", {"approve": [reboot["EventId"]]}),
+        ("rest", {"approve": "all_for_this_vm"}),
+    ), extra_vars={"endpoint": emu.url}).check()
+    results = result.read_json("results.json")
+
+    checked = results["checked"]  # check mode: says what it would approve, approves nothing
+    assert checked["approved"] == [] and checked["would_approve"] == [reboot["EventId"], freeze["EventId"]]
+    assert checked["changed"] is True and task_status(result, "checked") == "changed"
+    assert checked["msg"] == f"Would approve {reboot['EventId']} (Reboot), {freeze['EventId']} (Freeze)."
+    assert checked["document_incarnation"] == incarnation
+
+    by_id = results["by_id"]
+    assert by_id["changed"] is True and task_status(result, "by_id") == "changed"
+    assert by_id["approved"] == [reboot["EventId"]]
+    assert by_id["already_started"] == [started["EventId"]] and by_id["not_found"] == ["0000-gone"]
+    assert "no longer) listed, so nothing to approve: 0000-gone" in by_id["msg"]
+    assert by_id["document_incarnation"] > incarnation  # read again after the approval
+    assert {e["event_id"]: e["event_status"] for e in by_id["events"]}[reboot["EventId"]] == "Started"
+
+    again = results["again"]  # approving twice changes nothing
+    assert again["changed"] is False and again["approved"] == [] and again["already_started"] == [reboot["EventId"]]
+    assert task_status(result, "again") == "ok"
+
+    rest = results["rest"]
+    assert rest["changed"] is True and rest["approved"] == [freeze["EventId"]]
+    assert statuses(emu) == {reboot["EventId"]: "Started", freeze["EventId"]: "Started",
+                             other["EventId"]: "Scheduled", started["EventId"]: "Started"}
+    # one POST per task that approved something; none in check mode nor for "again"
+    assert len(events_requests(emu, "POST")) == 2
+
+
+def test_wait_for_an_event_injected_later(emulator, playbook):
+    emu = emulator(profile="linux")
+    emu.add_event(event_type="Reboot", resources=["web-linux-02"])  # another VM's: not what we wait for
+    injected, stop = inject_after_first_read(emu, 2.0, event_type="Freeze", duration_seconds=9)
+    try:
+        result = playbook(play(("waited", {"wait_for": ["Reboot", "Freeze"], "wait_timeout": 30, "poll_interval": 1})),
+                          extra_vars={"endpoint": emu.url}, timeout=90).check()
+    finally:
+        stop.set()
+    waited = result.read_json("results.json")["waited"]
+    assert waited["timed_out"] is False and waited["changed"] is False
+    assert [e["event_id"] for e in waited["matched"]] == [injected["EventId"]]
+    assert waited["matched"][0]["duration_in_seconds"] == 9
+    assert 1.5 <= waited["waited_seconds"] < 30
+    # polite: one GET a second at most while waiting
+    gets = events_requests(emu, "GET")
+    assert 2 <= len(gets) <= waited["waited_seconds"] + 2
+    times = [r["time"] for r in gets]
+    assert all(b - a >= 0.9 for a, b in zip(times, times[1:]))
+
+
+def test_wait_times_out_without_failing(emulator, playbook):
+    emu = emulator(profile="linux")
+    emu.add_event(event_type="Preempt")  # for this VM, but not a type we wait for
+    result = playbook(play(("waited", {"wait_for": ["Redeploy"], "wait_timeout": 2, "poll_interval": 1})),
+                      extra_vars={"endpoint": emu.url}).check()
+    waited = result.read_json("results.json")["waited"]
+    assert waited["timed_out"] is True and waited["matched"] == [] and waited["changed"] is False
+    assert 2 <= waited["waited_seconds"] < 5
+    assert waited["msg"] == f"No Redeploy event for {vm_name('linux')} appeared within 2 s."
+    assert 3 <= len(events_requests(emu, "GET")) <= 4
+
+
+def test_failures_are_clear(emulator, playbook):
+    emu = emulator(profile="linux", faults={"status_always": 500})
+    keep_going = {"ignore_errors": True}
+    result = playbook(play(
+        ("instance_version", {"api_version": "2021-02-01"}, keep_going),
+        ("all_and_ids", {"approve": ["all_for_this_vm", "x"]}, keep_going),
+        ("imds_down", {"vm_name": "x", "retry_timeout": 1}, keep_going),
+    ), extra_vars={"endpoint": emu.url}).check()
+    results = result.read_json("results.json")
+    assert all(r["failed"] for r in results.values()) and "Traceback" not in result.output
+    assert "is not a scheduled-events api-version" in results["instance_version"]["msg"]
+    assert "module_defaults" in results["instance_version"]["msg"]
+    assert "all_for_this_vm alone" in results["all_and_ids"]["msg"]
+    down = results["imds_down"]
+    assert down["msg"].startswith(f"IMDS answered 500 for {emu.url}/metadata/scheduledevents?api-version=2020-07-01")
+    assert "Gave up after" in down["msg"] and down["status"] == 500
+    # the option errors made no request; only the last task reached IMDS (no name lookup: vm_name given)
+    assert {r["path"] for r in emu.requests} == {"/metadata/scheduledevents"}
+
+
+# -- the drain example ---------------------------------------------------------------------------
+
+def test_drain_example(emulator, playbook, tmp_path):
+    emu = emulator(profile="linux")
+    not_mine = emu.add_event(event_type="Reboot", resources=["web-linux-02"])
+    injected, stop = inject_after_first_read(emu, 1.5, event_type="Redeploy", not_before_seconds=600)
+    report_path = tmp_path / "drain-report.json"
+    try:
+        result = playbook(DRAIN, extra_vars={"drain_endpoint": emu.url, "drain_wait_timeout": 30,
+                                             "drain_poll_interval": 1, "drain_report_path": str(report_path)},
+                          timeout=90).check()
+    finally:
+        stop.set()
+    report = json.loads(report_path.read_text())
+    assert report["vm_name"] == vm_name("linux")
+    assert report["approved"] == [injected["EventId"]]
+    assert report["summary"] == f"Approved {injected['EventId']} (Redeploy)."
+    assert [(e["event_id"], e["event_status"]) for e in report["events"]] == [(injected["EventId"], "Started")]
+    assert statuses(emu) == {not_mine["EventId"]: "Scheduled", injected["EventId"]: "Started"}
+    # the node was taken out of service before the approval
+    out = result.stdout
+    assert out.index("TASK [Take the node out of service (placeholder)]") < out.index("TASK [Approve the events")
+    assert "Taking web-linux-01 out of service for Redeploy" in out
+    assert task_status(result, "Approve the events, so that the maintenance starts now") == "changed"
+    assert len(events_requests(emu, "POST")) == 1
+
+
+def test_drain_example_without_events_does_nothing(emulator, playbook, tmp_path):
+    emu = emulator(profile="linux")
+    emu.add_event(event_type="Reboot", resources=["web-linux-02"])
+    report_path = tmp_path / "drain-report.json"
+    result = playbook(DRAIN, extra_vars={"drain_endpoint": emu.url, "drain_wait_timeout": 1,
+                                         "drain_poll_interval": 1, "drain_report_path": str(report_path)}).check()
+    assert "Take the node out of service" not in result.stdout
+    assert not report_path.exists() and events_requests(emu, "POST") == []

@@ -27,10 +27,17 @@ KEYS = st.sampled_from(NAMES) | st.text(max_size=8)
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
                     max_leaves=30)
 INSTANCE = st.fixed_dictionaries({}, optional={"compute": JSON, "network": JSON, "extended": JSON})
-NIC = st.dictionaries(st.sampled_from(["macAddress", "ipv4", "ipv6", "x"]), JSON | st.fixed_dictionaries(
-    {}, optional={"ipAddress": JSON, "subnet": JSON}), max_size=4)
+SMALL = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
+                     max_leaves=8)
+ADDRESS = st.sampled_from(["10.0.0.4", "20.1.2.3", "", "fd00::4", "10.0.0.0", "24", "64"])
+ENTRY = st.dictionaries(st.sampled_from(["privateIpAddress", "publicIpAddress", "address", "prefix"]),
+                        ADDRESS | ADDRESS | SMALL, max_size=4)
+FAMILY = st.fixed_dictionaries({}, optional={"ipAddress": st.lists(ENTRY, max_size=3) | SMALL,
+                                             "subnet": st.lists(ENTRY, max_size=2) | SMALL})
+NIC_VALUE = FAMILY | SMALL | st.sampled_from(["000D3AF806EC", "00-0d-3a-f8-06-ec"])
+NIC = st.dictionaries(st.sampled_from(["macAddress", "ipv4", "ipv6", "x"]), NIC_VALUE, max_size=4)
 NETWORKED = st.fixed_dictionaries({"network": st.fixed_dictionaries({"interface": st.lists(NIC, max_size=3)})},
-                                  optional={"compute": st.dictionaries(KEYS, JSON, max_size=8)})
+                                  optional={"compute": st.dictionaries(KEYS, SMALL, max_size=8)})
 
 
 def check(document: object, include_user_data: bool) -> None:
@@ -47,19 +54,19 @@ def check(document: object, include_user_data: bool) -> None:
     json.dumps(facts, allow_nan=False)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(JSON, st.booleans())
 def test_any_json_value(document, include_user_data):
     check(document, include_user_data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(INSTANCE, st.booleans())
 def test_any_instance_shaped_document(document, include_user_data):
     check(document, include_user_data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(NETWORKED, st.booleans())
 def test_any_document_with_interfaces(document, include_user_data):
     check(document, include_user_data)

@@ -378,9 +378,12 @@ def check_faults(faults: Mapping[str, Any] | None) -> dict:
             continue
         what = f"fault {name!r}"
         if name == "status_for_seconds":
-            value = _table(value, what, {"status", "seconds"}, {"status", "seconds"})
+            value = _table(value, what, {"status", "seconds", "from"}, {"status", "seconds"})
+            origin = value.get("from", "set")
+            if origin not in ("set", "first_request"):
+                raise EmulatorError(f"{what} from must be 'set' or 'first_request', not {origin!r}")
             checked[name] = {"status": _status(value["status"], f"{what} status"),
-                             "seconds": _number(value["seconds"], f"{what} seconds")}
+                             "seconds": _number(value["seconds"], f"{what} seconds"), "from": origin}
         elif name == "status_first_n":
             value = _table(value, what, {"status", "count"}, {"status", "count"})
             checked[name] = {"status": _status(value["status"], f"{what} status"),
@@ -552,6 +555,7 @@ class Emulator:
         self._stop = threading.Event()
         self._faults = check_faults(faults)
         self._faults_set_at = time.monotonic()
+        self._first_request_at = self._faults_set_at
         self._counter = 0
         self._window: collections.deque[float] = collections.deque()
         self._requests: list[dict] = []
@@ -576,16 +580,24 @@ class Emulator:
     # -- life cycle ------------------------------------------------------------------
 
     def start(self) -> "Emulator":
+        """Listen and serve in a daemon thread (OSError when the address cannot be bound)."""
         if self._server is not None:
             return self
+        if self.log_path is not None and self._log_file is None:
+            try:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                self._log_file = open(self.log_path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
+            except OSError as exc:
+                raise EmulatorError(f"cannot open the log file {self.log_path}: {exc.strerror or exc}") from None
         server_class = _Server6 if ":" in self.host else _Server
-        server = server_class((self.host, self.port), _Handler)
+        try:
+            server = server_class((self.host, self.port), _Handler)
+        except OSError:
+            self._close_log()
+            raise
         server.emulator = self
         self._server = server
         self.port = server.server_address[1]
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.log_path, "a", encoding="utf-8")
         self._stop.clear()
         with self._lock:
             self._faults_set_at = time.monotonic()
@@ -611,6 +623,9 @@ class Emulator:
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._close_log()
+
+    def _close_log(self) -> None:
         with self._lock:
             if self._log_file is not None:
                 self._log_file.close()
@@ -759,6 +774,8 @@ class Emulator:
             faults = self._faults
             self._counter += 1
             count = self._counter
+            if count == 1:
+                self._first_request_at = now
             if faults.get("hang") or faults.get("reset") == "before_headers":
                 return faults, None
             limit = faults.get("rate_limit")
@@ -773,8 +790,10 @@ class Emulator:
                 self._window.append(now)
             status = None
             rule = faults.get("status_for_seconds")
-            if rule and now - self._faults_set_at < rule["seconds"]:
-                status = rule["status"]
+            if rule:
+                origin = self._first_request_at if rule["from"] == "first_request" else self._faults_set_at
+                if now - origin < rule["seconds"]:
+                    status = rule["status"]
             rule = faults.get("status_first_n")
             if status is None and rule and count <= rule["count"]:
                 status = rule["status"]
@@ -1265,6 +1284,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         emu.start()
+    except EmulatorError as exc:
+        parser.error(str(exc))
     except OSError as exc:
         sys.stderr.write(f"imds-emulator: error: cannot listen on {args.bind}:{args.port}: "
                          f"{exc.strerror or exc}\n")

@@ -189,6 +189,7 @@ BAD_ARGUMENTS = [
     (["--faults", '{"explode": true}'], "unknown fault 'explode'"),
     (["--faults", "[]"], "faults must be an object"),
     (["--profile-file", "/nonexistent/doc.json"], "cannot read profile file"),
+    (["--log", "/proc/no/such/dir/log.jsonl"], "cannot open the log file"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ]
 

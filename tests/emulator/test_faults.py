@@ -57,6 +57,18 @@ def test_status_for_seconds_then_normal(client):
     assert imds.get("/metadata/instance").status_code == 503
 
 
+def test_status_for_seconds_from_the_first_request(client):
+    imds = client(faults={"status_for_seconds": {"status": 410, "seconds": 0.3, "from": "first_request"}})
+    assert imds.emu.faults["status_for_seconds"] == {"status": 410, "seconds": 0.3, "from": "first_request"}
+    time.sleep(0.35)  # a slow client: counted from the faults, the window would be over
+    assert statuses(imds, 2) == [410, 410]
+    time.sleep(0.35)
+    assert imds.get("/metadata/instance").status_code == 200
+    imds.emu.set_faults(status_for_seconds={"status": 410, "seconds": 0.3})
+    time.sleep(0.35)
+    assert imds.get("/metadata/instance").status_code == 200
+
+
 def test_status_first_n_then_normal(client):
     imds = client(faults={"status_first_n": {"status": 500, "count": 3}})
     assert statuses(imds, 5) == [500, 500, 500, 200, 200]
@@ -256,6 +268,7 @@ def test_error_wording(client):
     ({"status_always": "503"}, "must be an HTTP status"),
     ({"status_always": 99}, "must be an HTTP status"),
     ({"status_first_n": {"status": 500}}, "needs count"),
+    ({"status_for_seconds": {"status": 410, "seconds": 1, "from": "boot"}}, "'set' or 'first_request'"),
     ({"every_kth": {"k": 0, "status": 500}}, "k must be an integer >= 1"),
     ({"rate_limit": {"per_second": 5, "burst": 2}}, "unknown keys burst"),
     ({"delay": -1}, "non-negative number"),

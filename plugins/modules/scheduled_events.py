@@ -120,7 +120,7 @@ seealso:
     description: Microsoft's documentation of the API.
     link: https://learn.microsoft.com/azure/virtual-machines/linux/scheduled-events
 author:
-  - imds.azure contributors
+  - imds.azure maintainers (@imds-azure)
 """
 
 EXAMPLES = r"""

@@ -29,7 +29,7 @@ def play(*tasks):
       register: {name}"""
         for key, value in (keywords[0] if keywords else {}).items():
             body += f"\n      {key}: {json.dumps(value)}"
-    names = ", ".join(f"'{name}': {name}" for name, *_ in tasks)
+    names = ", ".join(f"'{task[0]}': {task[0]}" for task in tasks)
     return f"""- hosts: localhost
   gather_facts: false
   tasks:{body}

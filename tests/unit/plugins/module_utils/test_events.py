@@ -131,8 +131,8 @@ def test_old_shape_without_newer_fields():
 
 
 def test_unknown_event_type_and_status_pass_through():
-    doc = {"DocumentIncarnation": 1, "Events": [dict(LIVE_MIGRATION_SCHEDULED["Events"][0],
-                                                      EventType="Hibernate", EventStatus="Paused")]}
+    raw = dict(LIVE_MIGRATION_SCHEDULED["Events"][0], EventType="Hibernate", EventStatus="Paused")
+    doc = {"DocumentIncarnation": 1, "Events": [raw]}
     (item,) = events_of(doc)
     assert item["event_type"] == "Hibernate" and item["event_status"] == "Paused"
 

@@ -34,7 +34,7 @@ options:
         V(/metadata/instance/) is allowed; V(instance) alone is the whole instance document.
       - Or one of the live-only categories V(attested/document), V(loadbalancer), V(versions),
         V(identity/oauth2/token) (a leading V(/metadata/) is allowed).
-      - Several terms give several results, in order.
+      - Several terms give several results, in order. A list of paths counts as that many terms.
     type: list
     elements: str
     required: true
@@ -306,7 +306,7 @@ class LookupModule(LookupBase):
         self._live: InstanceEntry | None = None
         self._client_cache: ImdsClient | None = None
         try:
-            paths = [parse_path(term) for term in terms]
+            paths = [parse_path(term) for term in _flat(terms)]
             self._check_category_options(paths)
             target = self._target(variables)
             return [self._answer(path, target) for path in paths]
@@ -510,6 +510,19 @@ class LookupModule(LookupBase):
                                          "that matches client_id, object_id or msi_res_id.") from None
             raise
         return response.data
+
+
+def _flat(terms: t.Any) -> list[t.Any]:
+    """Terms as given, with lists of paths expanded one level: query('...', paths) works as query('...', *paths)."""
+    if isinstance(terms, (str, bytes)) or not isinstance(terms, t.Sequence):
+        return [terms]
+    flat: list[t.Any] = []
+    for term in terms:
+        if isinstance(term, t.Sequence) and not isinstance(term, (str, bytes)):
+            flat.extend(term)
+        else:
+            flat.append(term)
+    return flat
 
 
 def _controller_not_on_azure(exc: NotOnAzure) -> NotOnAzure:

@@ -540,3 +540,10 @@ def test_plugin_file_imports_nothing_that_speaks_http_but_the_adapter():
     source = open(metadata.__file__, encoding="utf-8").read()
     assert "open_url" not in source.replace("OpenUrlTransport", "")
     assert os.path.basename(metadata.__file__) == "metadata.py"
+
+
+def test_a_list_of_paths_counts_as_that_many_terms(lookup, imds):
+    fake = imds("linux")
+    assert lookup([["compute/vmId", "compute/osType"], "compute/zone"], LOCALHOST) == [LINUX_VM_ID, "Linux", "2"]
+    assert len(fake.calls) == 1
+    assert "is a list" in error_of(lookup, [[["compute/vmId"]]], LOCALHOST)

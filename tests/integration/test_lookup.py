@@ -1,0 +1,218 @@
+"""imds.azure.metadata through real ansible-playbook runs, against IMDS emulators.
+
+Two emulators play two machines: ``vm_imds`` is the IMDS of the remote VM vm1 (profile
+linux), ``controller_imds`` the IMDS of the controller (profile windows). Answers that
+come from the wrong machine therefore show as the wrong vmId, and every run's request
+logs say which IMDS was asked, and how often.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent / "lookup"
+NEWEST = "2025-04-07"
+LEAVES = ["compute/vmId", "compute/name", "compute/location", "compute/vmSize", "compute/osType", "compute/zone",
+          "network/interface/0/macAddress", "network/interface/0/ipv4/ipAddress/0/privateIpAddress",
+          "compute/sku", "compute/resourceGroupName", "compute/tagsList/0/value"]
+
+
+def inventory(*extra: str) -> str:
+    return "\n".join([
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
+        "[vms]",
+        # Remote hosts by every sign: ssh to TEST-NET-1 addresses. /bin/false as ssh makes any
+        # connection attempt fail on this machine instead of sending a packet.
+        "vm1 ansible_host=192.0.2.10 ansible_connection=ssh ansible_ssh_executable=/bin/false",
+        "vm2 ansible_host=192.0.2.11 ansible_connection=ssh ansible_ssh_executable=/bin/false",
+        *extra,
+    ]) + "\n"
+
+
+CONTROLLERS = ("[controllers]\nlocalhost\n"
+               "ctl-a ansible_connection=local\nctl-b ansible_connection=local\n")
+
+
+def ask(emu, path: str, api_version: str | None = NEWEST, **params: str) -> tuple[int, bytes]:
+    """Ask an emulator over HTTP, as IMDS would be asked (no proxy)."""
+    query = {**({"api-version": api_version} if api_version else {}), **params}
+    url = f"{emu.url}{path}?{urllib.parse.urlencode(query)}"
+    request = urllib.request.Request(url, headers={"Metadata": "true"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def text(emu, path: str, api_version: str = NEWEST) -> str:
+    status, body = ask(emu, f"/metadata/instance/{path}".rstrip("/"), api_version, format="text")
+    assert status == 200, (path, body)
+    return body.decode("utf-8")
+
+
+def data(emu, path: str, api_version: str = NEWEST):
+    status, body = ask(emu, f"/metadata/instance/{path}".rstrip("/"), api_version)
+    assert status == 200, (path, body)
+    return json.loads(body)
+
+
+def imds_requests(emu) -> list[dict]:
+    return [r for r in emu.requests if r["path"].startswith("/metadata/")]
+
+
+def all_paths(node, prefix=""):
+    """Every path of a document: the root, each object, list and leaf."""
+    yield prefix or "instance"
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in children:
+        yield from all_paths(value, f"{prefix}/{key}" if prefix else str(key))
+
+
+@pytest.fixture
+def machines(emulator):
+    return emulator(profile="linux"), emulator(profile="windows")
+
+
+def test_facts_source_answers_for_the_remote_host(machines, playbook, tmp_path):
+    vm_imds, controller_imds = machines
+    tag = tmp_path / "asset_tag"
+    tag.write_text("not-azure\n")
+    result = playbook(HERE / "facts.yml", inventory=inventory(),
+                      extra_vars={"vm_imds": vm_imds.url, "not_azure_tag": str(tag)},
+                      env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
+    # the controller's IMDS was never asked: every answer came from facts
+    assert imds_requests(controller_imds) == []
+    assert [r["path"] for r in imds_requests(vm_imds)] == ["/metadata/instance"]  # the facts module, once
+
+    vm1 = result.read_json("vm1.json")
+    assert vm1["vm_id"] == data(vm_imds, "compute")["vmId"] != data(controller_imds, "compute")["vmId"]
+    assert vm1["name"] == "web-linux-01"
+    assert vm1["private_ip"] == "10.0.0.4"
+    assert vm1["network"] == data(vm_imds, "network")
+    assert vm1["tags"] == data(vm_imds, "compute/tagsList")
+    assert vm1["compute_text"] == text(vm_imds, "compute")
+    assert vm1["interface_text"] == text(vm_imds, "network/interface/0")
+    assert vm1["several"] == [text(vm_imds, "compute/location"), text(vm_imds, "compute/vmSize"),
+                              text(vm_imds, "compute/zone")]
+    assert vm1["missing"] == "fallback"
+
+    # vm2 is not an Azure VM (its facts say so): every lookup with a default gives the default
+    vm2 = result.read_json("vm2.json")
+    assert {k: v for k, v in vm2.items() if k != "missing_message"} == {"vm_id": None, "name": None, "private_ip": None, "network": None, "tags": [],
+                   "compute_text": "", "interface_text": "", "several": ["?", "?", "?"], "missing": "fallback"}
+    assert (result.out_dir / "all.txt").read_text() == f"vm1 {vm1['vm_id']}\nvm2 -\n"
+
+    missing = vm1["missing_message"]
+    assert "The IMDS path 'compute/noSuchField' does not exist in the facts of host vm1" in missing
+    assert f"(api-version {NEWEST})" in missing
+    not_azure = vm2["missing_message"]
+    assert "Cannot answer the IMDS path 'compute/noSuchField' for host vm2" in not_azure
+    assert "not an Azure VM according to its facts" in not_azure
+
+
+def test_remote_host_without_facts(machines, playbook):
+    vm_imds, controller_imds = machines
+    result = playbook(HERE / "errors.yml", inventory=inventory(), extra_vars={"vm_imds": vm_imds.url},
+                      env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url})
+    assert result.returncode == 2, result.output
+    # what the user reads: the reason and what to do, no traceback
+    assert "There are no IMDS facts for host vm1, and it is not the controller" in result.output
+    assert "its ansible_connection is ssh to 192.0.2.10" in result.output
+    assert "Gather them first with the imds.azure.metadata_facts module" in result.output
+    assert "Traceback" not in result.output
+    refused = (result.out_dir / "live-refused.txt").read_text()
+    assert "host vm1 is not the controller" in refused and "allow_live_for_remote_hosts=true" in refused
+    assert [r["path"] for r in imds_requests(controller_imds)] == ["/metadata/instance"]
+    assert imds_requests(vm_imds) == []
+    # allowed explicitly, the live answer is the controller's own vmId
+    assert (result.out_dir / "live-allowed.txt").read_text() == data(controller_imds, "compute")["vmId"]
+
+
+def test_live_source_one_request_for_the_whole_run(machines, playbook):
+    _, controller_imds = machines
+    result = playbook(HERE / "live.yml", inventory=inventory(CONTROLLERS), args=("--forks", "3"),
+                      extra_vars={"imds_paths": LEAVES},
+                      cfg=f"[imds_azure]\nendpoint = {controller_imds.url}\n").check()
+    requests = imds_requests(controller_imds)
+    # 3 hosts x (100 + 3 + 1) lookups in 3 tasks, in forked workers: one request
+    assert [(r["path"], r["query"]) for r in requests] == [("/metadata/instance", {"api-version": NEWEST})]
+    expected = [text(controller_imds, path) for path in LEAVES]
+    for host in ("localhost", "ctl-a", "ctl-b"):
+        lines = (result.out_dir / f"{host}-hundred.txt").read_text().splitlines()
+        assert lines == [f"{i} {expected[i % len(LEAVES)]}" for i in range(100)]
+        assert (result.out_dir / f"{host}-vm-id.txt").read_text() == expected[0]
+
+
+def test_every_path_as_json_and_text_equals_imds(machines, playbook):
+    _, controller_imds = machines
+    paths = list(all_paths(data(controller_imds, "")))
+    assert len(paths) > 80
+    result = playbook(HERE / "answers.yml", extra_vars={"imds_paths": paths},
+                      env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
+    answers = result.read_json("answers.json")
+    controller_imds.clear_log()
+    for path, as_json, as_text in zip(paths, answers["json"], answers["text"], strict=True):
+        url_path = "" if path == "instance" else path
+        assert as_text == text(controller_imds, url_path), path
+        status, body = ask(controller_imds, f"/metadata/instance/{url_path}".rstrip("/"))
+        if status == 400:  # IMDS serves a leaf only as text; the lookup gives its string
+            assert as_json == as_text, path
+        else:
+            assert as_json == json.loads(body), path
+
+
+def test_pinned_old_api_version(machines, playbook):
+    _, controller_imds = machines
+    result = playbook(HERE / "pinned.yml", env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
+    assert [r["query"] for r in imds_requests(controller_imds)] == [{"api-version": "2017-08-01"}]
+    pinned = result.read_json("pinned.json")
+    assert pinned == {"vm_id": data(controller_imds, "compute")["vmId"],
+                      "resource_group": text(controller_imds, "compute/resourceGroupName", "2017-08-01"),
+                      "tags_list": "absent at this version",
+                      "compute_text": text(controller_imds, "compute", "2017-08-01")}
+    assert "tagsList" not in pinned["compute_text"]
+    message = (result.out_dir / "pinned-missing.txt").read_text()
+    assert "The IMDS path 'compute/tagsList' does not exist" in message and "(api-version 2017-08-01)" in message
+
+
+def test_token_stays_out_of_the_output(machines, playbook):
+    _, controller_imds = machines
+    result = playbook(HERE / "token.yml", args=("-vvv",),
+                      env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
+    token = (result.out_dir / "token.txt").read_text()
+    assert token.count(".") == 2 and len(token) > 100  # a JWT
+    assert token not in result.output
+    assert "censored" in result.output
+    [request] = imds_requests(controller_imds)
+    assert request["path"] == "/metadata/identity/oauth2/token"
+    assert request["query"] == {"resource": "https://vault.azure.net", "api-version": "2018-02-01"}
+
+
+def test_two_runs_at_once_keep_to_five_requests_per_second(machines, playbook):
+    _, controller_imds = machines
+    env = {"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}
+    results = []
+    runs = [threading.Thread(target=lambda: results.append(playbook(HERE / "rate.yml", env=env)))
+            for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(300)
+    assert [r.returncode for r in results] == [0, 0], "\n".join(r.output for r in results)
+    times = sorted(r["time"] for r in imds_requests(controller_imds))
+    assert len(times) == 24  # cache_ttl=0: every lookup asked IMDS
+    # The emulator logs arrivals; the limiter admits before the request is built and sent,
+    # which may take a few hundred ms under load. So: at most 5 in any 0.7 s window, and
+    # 24 requests spread over at least ~4 s (two runs limited apart would need about 2 s).
+    relative = [round(t - times[0], 3) for t in times]
+    busiest = max(sum(1 for t in times if start <= t < start + 0.7) for start in times)
+    assert busiest <= 5, relative
+    assert times[-1] - times[0] >= 3.2, relative

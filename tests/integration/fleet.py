@@ -37,6 +37,7 @@ class Fleet:
 
     @property
     def inventory(self) -> str:
+        """Every host with its own imds_endpoint: no play may fall back to 169.254.169.254."""
         lines = ["[fleet]"]
         for vm in self.vms:
             lines.append(f"{vm.host} ansible_connection=local ansible_python_interpreter={sys.executable} "
@@ -49,8 +50,14 @@ class Fleet:
 
 def make_fleet(emulator: Callable[..., Any], tmp_path: Path, size: int, *, profile: str = "linux",
                fault_domains: int = 3, update_domains: int = 5,
-               latency: Callable[[int], float] = lambda index: 0.0) -> Fleet:
-    """Start `size` emulators, each serving its own VM, and describe them."""
+               latency: Callable[[int], float] = lambda index: 0.0,
+               customize: Callable[[int, dict], None] = lambda index, compute: None,
+               faults: Callable[[int], dict | None] = lambda index: None) -> Fleet:
+    """Start `size` emulators, each serving its own VM, and describe them.
+
+    customize(index, compute) may change a VM's compute document further; faults(index)
+    gives the fault switches of its emulator (for example {"versions": [...]}).
+    """
     base = json.loads((PROFILES / f"{profile}.json").read_text())
     folder = tmp_path / "fleet-profiles"
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,8 +71,9 @@ def make_fleet(emulator: Callable[..., Any], tmp_path: Path, size: int, *, profi
             "vmId": vm.vm_id, "name": host,
             "platformFaultDomain": str(vm.fault_domain), "platformUpdateDomain": str(vm.update_domain),
         })
+        customize(index, document["compute"])
         path = folder / f"{host}.json"
         path.write_text(json.dumps(document))
-        vm.emulator = emulator(profile_file=path, latency=latency(index))
+        vm.emulator = emulator(profile_file=path, latency=latency(index), faults=faults(index))
         fleet.vms.append(vm)
     return fleet

@@ -1,0 +1,144 @@
+"""The playbooks in docs/examples/ (the scenarios of Microsoft's IMDS documentation), run
+as a user runs them, against a fleet of emulated VMs, with their outcome checked.
+
+Each inventory host has its own emulator through imds_endpoint (tests/integration/fleet.py);
+the examples' file locations are variables, pointed into the test's folder here.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from tests.integration.fleet import make_fleet
+from tests.utils.paths import REPO
+
+EXAMPLES = REPO / "docs" / "examples"
+
+
+def run_example(playbook, name, inventory, **extra_vars):
+    for line in inventory.splitlines():
+        assert line.startswith("[") or "imds_endpoint=" in line, f"host without its own endpoint: {line}"
+    return playbook(EXAMPLES / name, inventory=inventory, extra_vars=extra_vars)
+
+
+def without_user_data(compute):
+    return {key: value for key, value in compute.items() if key != "userData"}
+
+
+def test_every_example_is_tested():
+    tested = {"track-vm-by-vmid.yml", "placement-by-fault-domain.yml", "support-case.yml",
+              "which-azure-cloud.yml", "public-ip-as-text.yml", "drain.yml"}
+    assert {path.name for path in EXAMPLES.glob("*.yml")} <= tested, "an example without a test here"
+
+
+def test_track_vm_by_vmid(emulator, playbook, tmp_path):
+    fleet = make_fleet(emulator, tmp_path, 3)
+    result = run_example(playbook, "track-vm-by-vmid.yml", fleet.inventory,
+                         vm_id_file="{{ out_dir }}/{{ inventory_hostname }}.vm-id").check()
+    for vm in fleet.vms:
+        assert (result.out_dir / f"{vm.host}.vm-id").read_text() == f"{vm.vm_id}\n"
+    compute = fleet.vms[0].emulator.document["compute"]
+    assert result.read_json("vm-registry.json") == sorted(
+        [{"vm_id": vm.vm_id, "inventory_host": vm.host, "name": vm.host, "location": compute["location"],
+          "resource_group": compute["resourceGroupName"], "subscription_id": compute["subscriptionId"]}
+         for vm in fleet.vms], key=lambda record: record["vm_id"])
+
+
+def test_track_vm_by_vmid_refuses_the_same_vm_twice(emulator, playbook, tmp_path):
+    fleet = make_fleet(emulator, tmp_path, 2)
+    twice = fleet.inventory + f"alias ansible_connection=local imds_endpoint={fleet.vms[0].emulator.url}\n"
+    result = run_example(playbook, "track-vm-by-vmid.yml", twice,
+                         vm_id_file="{{ out_dir }}/{{ inventory_hostname }}.vm-id")
+    assert result.returncode != 0
+    assert re.search(rf"Two inventory hosts are the same VM:\s+{fleet.vms[0].vm_id} is\s+(alias and vm00|vm00 and alias)",
+                     result.output), result.output
+    assert not (result.out_dir / "vm-registry.json").exists()
+
+
+def test_placement_by_fault_domain(emulator, playbook, tmp_path):
+    fleet = make_fleet(emulator, tmp_path, 6, fault_domains=3, update_domains=2)
+    result = run_example(playbook, "placement-by-fault-domain.yml", fleet.inventory).check()
+    by_domain = sorted(fleet.vms, key=lambda vm: (vm.fault_domain, vm.host))
+    table = (result.out_dir / "hdfs-topology.table").read_text()
+    assert table.splitlines() == [f"{vm.host} /fd{vm.fault_domain}/ud{vm.update_domain}" for vm in by_domain]
+    labels = yaml.safe_load((result.out_dir / "k8s-node-labels.yml").read_text())
+    assert labels == {vm.host: {"imds.azure/fault-domain": str(vm.fault_domain),
+                                "imds.azure/update-domain": str(vm.update_domain)} for vm in fleet.vms}
+    assert result.read_json("replica-hosts.json") == ["vm00", "vm01", "vm02"]
+    assert {vm.fault_domain for vm in fleet.by_host().values() if vm.host in ("vm00", "vm01", "vm02")} == {0, 1, 2}
+
+
+def test_placement_needs_as_many_fault_domains_as_replicas(emulator, playbook, tmp_path):
+    fleet = make_fleet(emulator, tmp_path, 2, fault_domains=2)
+    result = run_example(playbook, "placement-by-fault-domain.yml", fleet.inventory)
+    assert result.returncode != 0
+    assert ("3 replicas need 3 fault domains, but the hosts span only 2 "
+            "(azure_fault_domain_0, azure_fault_domain_1)") in result.output
+    assert not (result.out_dir / "replica-hosts.json").exists()
+
+
+def test_support_case(emulator, playbook, tmp_path):
+    fleet = make_fleet(emulator, tmp_path, 2, profile="linux")
+    result = run_example(playbook, "support-case.yml", fleet.inventory).check()
+    for vm in fleet.vms:
+        report = result.read_json(f"{vm.host}-compute.json")
+        compute = vm.emulator.document["compute"]
+        assert compute["userData"], "the profile should carry user data, to show it is left out"
+        assert report == {"inventory_host": vm.host, "api_version": "2025-04-07", "compute": without_user_data(compute)}
+        assert compute["userData"] not in (result.out_dir / f"{vm.host}-compute.json").read_text()
+        assert f"{vm.host}: {compute['vmSize']} in {compute['location']} zone" in result.stdout
+        assert f"vmId {vm.vm_id}" in result.stdout
+
+
+CLOUDS = [
+    # (azEnvironment, location, newest api-version IMDS serves) -> (cloud, how it was found)
+    ("AzurePublicCloud", "westeurope", None, "public", "azEnvironment AzurePublicCloud"),
+    ("AzureUSGovernmentCloud", "usgovvirginia", None, "usgovernment", "azEnvironment AzureUSGovernmentCloud"),
+    ("AZURECHINACLOUD", "chinanorth3", None, "china", "azEnvironment AZURECHINACLOUD"),
+    ("AzureGermanCloud", "germanycentral", None, "germany", "azEnvironment AzureGermanCloud"),
+    (None, "usdodeast", "2018-04-02", "usgovernment", "location usdodeast (api-version 2018-04-02 has no azEnvironment)"),
+    (None, "chinaeast2", "2018-02-01", "china", "location chinaeast2 (api-version 2018-02-01 has no azEnvironment)"),
+    (None, "germanynortheast", "2018-04-02", "germany", "location germanynortheast (api-version 2018-04-02 has no azEnvironment)"),
+    (None, "germanywestcentral", "2018-04-02", "public", "location germanywestcentral (api-version 2018-04-02 has no azEnvironment)"),
+    ("AzureStackCloud", "local", None, "public", "location local (azEnvironment AzureStackCloud is not known here)"),
+]
+RESOURCE_MANAGER = {"public": "https://management.azure.com/", "usgovernment": "https://management.usgovcloudapi.net/",
+                    "china": "https://management.chinacloudapi.cn/", "germany": "https://management.microsoftazure.de/"}
+
+
+def test_which_azure_cloud(emulator, playbook, tmp_path):
+    def customize(index, compute):
+        environment, location = CLOUDS[index][0], CLOUDS[index][1]
+        compute["location"] = location
+        compute["azEnvironment"] = environment if environment else ""
+
+    def faults(index):
+        newest = CLOUDS[index][2]
+        if newest is None:
+            return None
+        from imds_emulator import API_VERSIONS  # tests/emulator, on sys.path through conftest
+        return {"versions": [v for v in API_VERSIONS if v <= newest]}
+
+    fleet = make_fleet(emulator, tmp_path, len(CLOUDS), customize=customize, faults=faults)
+    result = run_example(playbook, "which-azure-cloud.yml", fleet.inventory).check()
+    for vm, case in zip(fleet.vms, CLOUDS):
+        newest, cloud, found = case[2:]
+        assert result.read_json(f"{vm.host}-cloud.json") == {
+            "cloud": cloud, "from": found, "resource_manager": RESOURCE_MANAGER[cloud]}, vm.host
+        versions = [r["query"].get("api-version") for r in vm.imds_requests()]
+        assert versions[-1] == (newest or "2025-04-07"), vm.host
+
+
+@pytest.mark.parametrize("profile", ["linux", "no-public-ip"])
+def test_public_ip_as_text(emulator, playbook, tmp_path, profile):
+    fleet = make_fleet(emulator, tmp_path, 2, profile=profile)
+    result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory,
+                         public_ip_file="{{ out_dir }}/{{ inventory_hostname }}.public-ip").check()
+    for vm in fleet.vms:
+        public_ip = vm.emulator.document["network"]["interface"][0]["ipv4"]["ipAddress"][0]["publicIpAddress"]
+        assert (result.out_dir / f"{vm.host}.public-ip").read_text() == (f"{public_ip}\n" if public_ip else "")
+        assert f"{vm.host}: public IPv4 of NIC 0 is {public_ip or 'none'}" in result.stdout
+        # one request per VM, by the module on the VM; the lookup answered from the facts
+        assert [r["path"] for r in vm.imds_requests()] == ["/metadata/instance"]

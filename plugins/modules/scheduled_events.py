@@ -236,7 +236,7 @@ approved:
   elements: str
 would_approve:
   description: The ids of the events that would be approved.
-  returned: in check mode
+  returned: in check mode, when O(approve) is set
   type: list
   elements: str
 already_started:
@@ -312,8 +312,10 @@ class Events:
     def approve(self, event_ids: list[str]) -> tuple[list[str], list[str], list[str]]:
         """POST the start requests. Returns (approved, already started, gone).
 
-        IMDS refuses (400) a request naming an event that no longer exists; then the
-        document is read again and only the events still scheduled are approved.
+        IMDS answers 200 for valid event ids and 400 for a malformed request; an event
+        that ended between our read and the POST may be refused too. On a 400 the
+        document is read again: when some events are gone, the ones still scheduled are
+        approved and the rest reported; when none is gone, the 400 is an error.
         """
         try:
             self._post(event_ids)

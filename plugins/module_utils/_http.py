@@ -9,12 +9,6 @@ lookup) through ``open_url``. Both transports share everything else: no proxy (I
 rejects proxied requests, and a proxy from the environment must never see them), no
 redirects (IMDS never redirects, so a 3xx is an error), a size cap on the body, and a
 deadline that holds for the whole response rather than for each read.
-
-A module sends plain ``http://`` requests (IMDS itself, an emulator) with the standard
-library's ``http.client`` instead of ``fetch_url``: for such a request the two do the same
-thing, but importing ``ansible.module_utils.urls`` (it loads ``cryptography``) and building
-its opener (an SSL context with the system's CA bundle, even for plain HTTP) cost a module
-run about 100 ms, more than everything else it does (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -23,7 +17,6 @@ import socket
 import time
 import typing as t
 import urllib.error
-from urllib.parse import urlsplit
 
 from ansible.module_utils.common.text.converters import to_native
 
@@ -155,38 +148,14 @@ class _FetchUrlModule:
         raise classify_error(OSError(msg))
 
 
-def plain_http_request(method: str, url: str, headers: dict[str, str], data: bytes | None,
-                       timeout: float, max_bytes: int) -> HttpResponse:
-    """One request to an ``http://`` URL with ``http.client``, which knows no proxies and no redirects."""
-    import http.client  # imported only when a request is made
-
-    start = time.monotonic()
-    connection = None
-    try:
-        try:
-            parts = urlsplit(url)
-            target = f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-            connection.request(method, target, body=data, headers=headers)
-            response = connection.getresponse()
-        except Exception as exc:  # socket errors, http.client.HTTPException, a bad port
-            raise classify_error(exc) from None
-        return Transport._finish(response, int(response.status), timeout, max_bytes, start)
-    finally:
-        if connection is not None:
-            connection.close()
-
-
 class FetchUrlTransport(Transport):
-    """The transport for modules: ``http.client`` for ``http://``, else ``ansible.module_utils.urls.fetch_url``."""
+    """The transport for modules: ``ansible.module_utils.urls.fetch_url``."""
 
     def __init__(self) -> None:
         self._module = _FetchUrlModule()
 
     def request(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                 timeout: float, max_bytes: int) -> HttpResponse:
-        if url.startswith("http://"):
-            return plain_http_request(method, url, headers, data, timeout, max_bytes)
         from ansible.module_utils.urls import fetch_url  # imported only when a request is made
 
         start = time.monotonic()

@@ -156,7 +156,7 @@ notes:
 seealso:
   - module: imds.azure.metadata_facts
 author:
-  - imds.azure contributors
+  - imds.azure maintainers (@imds-azure)
 """
 
 EXAMPLES = r"""
@@ -255,7 +255,7 @@ from ansible_collections.imds.azure.plugins.module_utils._lookup_live import (
     IDENTITY_API_VERSION, PROBE_TIMEOUT, InstanceCache, InstanceEntry, LiveSettings, NotOnAzure, call_live,
     fetch_instance)
 from ansible_collections.imds.azure.plugins.module_utils._paths import (
-    ATTESTED, LOADBALANCER, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
+    ATTESTED, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
 
 display = Display()
 

@@ -8,6 +8,7 @@ logs say which IMDS was asked, and how often.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import urllib.error
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent / "lookup"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "lookup.md"
 NEWEST = "2025-04-07"
 LEAVES = ["compute/vmId", "compute/name", "compute/location", "compute/vmSize", "compute/osType", "compute/zone",
           "network/interface/0/macAddress", "network/interface/0/ipv4/ipAddress/0/privateIpAddress",
@@ -196,6 +198,7 @@ def test_token_stays_out_of_the_output(machines, playbook):
     assert request["query"] == {"resource": "https://vault.azure.net", "api-version": "2018-02-01"}
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_keep_to_five_requests_per_second(machines, playbook):
     _, controller_imds = machines
     env = {"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}
@@ -216,3 +219,27 @@ def test_two_runs_at_once_keep_to_five_requests_per_second(machines, playbook):
     busiest = max(sum(1 for t in times if start <= t < start + 0.7) for start in times)
     assert busiest <= 5, relative
     assert times[-1] - times[0] >= 3.2, relative
+
+
+def runnable_blocks(kind: str) -> list[str]:
+    """The fenced blocks of docs/lookup.md that follow a ``<!-- runnable: kind -->`` line."""
+    pattern = re.compile(rf"<!-- runnable: {kind} -->\n```[a-z]*\n(.*?)```", re.S)
+    return pattern.findall(DOCS.read_text(encoding="utf-8"))
+
+
+def test_the_documented_examples_run(emulator, playbook):
+    imds = emulator(profile="linux")
+    [inventory_text] = runnable_blocks("inventory")
+    plays = runnable_blocks("playbook")
+    assert len(plays) == 3  # facts, live, auto
+    result = playbook("---\n" + "\n".join(plays), extra_vars={"imds_azure_endpoint": imds.url},
+                      inventory=inventory_text).check()
+    # vm1's facts module, the live document for localhost, the pinned old version for compute/sku
+    assert [(r["path"], r["query"].get("api-version")) for r in imds_requests(imds)] == [
+        ("/metadata/instance", NEWEST), ("/metadata/instance", NEWEST), ("/metadata/instance", "2019-06-01")]
+    compute = data(imds, "compute")
+    for expected in (f"name: {compute['name']}", f"size: {compute['vmSize']}", "first private IP: 10.0.0.4",
+                     "'Role': 'WebServer'", compute["vmId"], "additionalCapabilities/\\nazEnvironment",
+                     f"localhost is in {compute['location']}", f"vm1 is in {compute['location']}",
+                     "no second NIC", f"vm1: {compute['vmId']}"):
+        assert expected in result.stdout, expected

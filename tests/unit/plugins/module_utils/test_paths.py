@@ -192,6 +192,7 @@ def _ask(emu, segments, fmt):
     return emu.answer("GET", path, query, {"metadata": "true"}, b"")
 
 
+@pytest.mark.property
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(compute=st.dictionaries(KEYS, NODES, max_size=5), network=NODES)
 def test_walk_and_text_equal_the_emulator(oracle, compute, network):

@@ -121,6 +121,8 @@ class Plan:
     commands: list[t.Any]
     reason: str
     warnings: list[str] = field(default_factory=list)
+    # The role's route once the plan is carried out: what persistence must restore.
+    kept: dict[str, t.Any] | None = None
 
     @property
     def action(self) -> str:
@@ -146,6 +148,7 @@ class Plan:
             "add": self.add,
             "remove": self.remove,
             "commands": self.commands,
+            "route": self.kept,
             "reason": self.reason,
             "warnings": self.warnings,
         }
@@ -455,8 +458,9 @@ def plan_linux(routes_json: t.Any, addresses_json: t.Any, *, state: str = "prese
             "the kernel allows one per metric. Set imds_route_metric to another value")
 
     commands = [_linux_argv("del", r) for r in remove] + ([_linux_argv("add", add)] if add else [])
+    kept = add or (_linux_route_dict(matching[0]) if matching else None)
     return Plan("linux", state, primary_info, current, through_primary, existing, add, remove, commands,
-                reason, warnings)
+                reason, warnings, kept)
 
 
 def plan_windows(route_print: t.Any, *, state: str = "present", metric: t.Any = 1, force: bool = False,
@@ -523,5 +527,6 @@ def plan_windows(route_print: t.Any, *, state: str = "present", metric: t.Any = 
             warnings.append("a non-persistent route for 169.254.169.254/32 through another interface exists "
                             f"({'; '.join(r.describe() for r in blocking)}); ansible.windows.win_route cannot "
                             "remove it, and it may still win. Remove it with `route delete 169.254.169.254`")
+    kept = add or next((p.as_dict() for p in persisted), None)
     return Plan("windows", state, primary_info, current, through_primary, existing, add, remove, commands,
-                reason, warnings)
+                reason, warnings, kept)

@@ -316,6 +316,7 @@ def test_linux_seed_situation_adds_the_route_with_source_address():
     assert plan["add"] == {"destination": "169.254.169.254/32", "interface": "eth0", "gateway": "10.0.1.1",
                            "source": "10.0.1.10", "metric": 1, "protocol": "static"}
     assert plan["commands"] == [ADD_ARGV]
+    assert plan["route"] == plan["add"]  # what the boot unit must restore
     assert "through 169.254.0.0/16 on-link on clus0" in plan["reason"]
 
 
@@ -341,6 +342,8 @@ def test_linux_table_that_already_has_the_route_needs_nothing():
     assert plan["through_primary"] is True
     assert plan["current"]["destination"] == "169.254.169.254/32"
     assert plan["existing"][0]["protocol"] == "static"
+    assert plan["route"] == {"destination": "169.254.169.254/32", "interface": "eth0", "gateway": "10.0.1.1",
+                             "source": "10.0.1.10", "metric": 1, "protocol": "static"}
     assert plan_linux([*SEED_ROUTES, OURS], SEED_ADDRS, force=True).as_dict()["action"] == "none"
 
 
@@ -359,6 +362,7 @@ def test_linux_without_cluster_interface_no_change_unless_forced():
     assert plan["action"] == "none"
     assert plan["current"]["destination"] == "0.0.0.0/0"
     assert "already leaves through the primary interface eth0" in plan["reason"]
+    assert plan["route"] is None  # nothing of the role's to keep across reboots
     forced = plan_linux(routes, addrs, force=True).as_dict()
     assert forced["action"] == "add" and forced["commands"] == [ADD_ARGV]
 
@@ -367,6 +371,7 @@ def test_linux_absent_removes_only_the_roles_route():
     dhcp = _route("169.254.169.254", "eth0", gateway="10.0.1.1", protocol="dhcp", prefsrc="10.0.1.10", metric=100)
     plan = plan_linux([*SEED_ROUTES, OURS, dhcp], SEED_ADDRS, state="absent").as_dict()
     assert plan["action"] == "remove"
+    assert plan["route"] is None
     assert plan["commands"] == [
         ["ip", "-4", "route", "del", "169.254.169.254/32", "via", "10.0.1.1", "dev", "eth0", "metric", "1",
          "proto", "static"]]

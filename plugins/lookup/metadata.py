@@ -304,7 +304,6 @@ class LookupModule(LookupBase):
         self._has_default = origin != "default" or "default" in kwargs
         self._default = default
         self._live: InstanceEntry | None = None
-        self._client_cache: ImdsClient | None = None
         try:
             paths = [parse_path(term) for term in _flat(terms)]
             self._check_category_options(paths)

@@ -243,3 +243,21 @@ def test_the_documented_examples_run(emulator, playbook):
                      f"localhost is in {compute['location']}", f"vm1 is in {compute['location']}",
                      "no second NIC", f"vm1: {compute['vmId']}"):
         assert expected in result.stdout, expected
+
+
+def test_ansible_doc_renders_the_merged_options(tmp_path):
+    import subprocess
+
+    from tests.utils.playbook import ansible_env
+
+    command = [str(Path(sys.executable).parent / "ansible-doc"), "-t", "lookup", "imds.azure.metadata"]
+    shown = subprocess.run(command, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr
+    as_json = subprocess.run([*command, "--json"], env=ansible_env(tmp_path), capture_output=True, text=True,
+                             timeout=120, check=False)
+    options = json.loads(as_json.stdout)["imds.azure.metadata"]["doc"]["options"]
+    # described once in the fragment's DOCUMENTATION, sources added by its PLUGIN_SOURCES
+    assert options["endpoint"]["default"] == "http://169.254.169.254"
+    assert options["endpoint"]["env"] == [{"name": "ANSIBLE_IMDS_AZURE_ENDPOINT"}]
+    assert options["retry_timeout"]["ini"] == [{"key": "retry_timeout", "section": "imds_azure"}]
+    assert "ANSIBLE_IMDS_AZURE_LOOKUP_SOURCE" in shown.stdout and "Several terms give several results" in shown.stdout

@@ -62,7 +62,7 @@ API_VERSIONS: tuple[str, ...] = (
 """Every api-version IMDS has published, oldest first (2017-03-01 was the preview)."""
 
 SCHEDULED_EVENTS_VERSIONS: tuple[str, ...] = (
-    "2017-08-01", "2017-11-01", "2019-01-01", "2019-08-01", "2020-07-01",
+    "2017-08-01", "2017-11-01", "2019-01-01", "2019-04-01", "2019-08-01", "2020-07-01",
 )
 """Scheduled events are versioned on their own."""
 
@@ -710,7 +710,8 @@ class Emulator:
             "ResourceType": resource_type,
             "Resources": list(resources),
             "EventStatus": status,
-            "NotBefore": "" if not_before_at is None else email.utils.formatdate(not_before_at, usegmt=True),
+            "NotBefore": "" if not_before_at is None or status == "Started"
+                         else email.utils.formatdate(not_before_at, usegmt=True),
             "Description": EVENT_DESCRIPTIONS[event_type] if description is None else description,
             "EventSource": event_source,
             "DurationInSeconds": duration_seconds,
@@ -741,6 +742,7 @@ class Emulator:
             if event["EventStatus"] == "Scheduled" and event["_not_before_at"] is not None \
                     and event["_not_before_at"] <= now:
                 event["EventStatus"] = "Started"
+                event["NotBefore"] = ""  # Microsoft: blank once the event has started
                 event["_started_at"] = now
                 changed = True
             if event["EventStatus"] == "Started" and event["_complete_after"] is not None \
@@ -916,6 +918,7 @@ class Emulator:
             for event in self._events:
                 if event["EventId"] in wanted and event["EventStatus"] == "Scheduled":
                     event["EventStatus"] = "Started"
+                    event["NotBefore"] = ""
                     event["_started_at"] = now
                     started = True
             if started:

@@ -5,6 +5,7 @@ import base64
 import email.utils
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -373,7 +374,7 @@ def test_scheduled_events_use_their_own_versions(client):
     assert events(imds) == {"DocumentIncarnation": 1, "Events": []}
     reply = imds.get("/metadata/scheduledevents", api_version="2021-02-01")
     assert reply.status_code == 400
-    assert reply.json()["newest-versions"] == ["2020-07-01", "2019-08-01", "2019-01-01"]
+    assert reply.json()["newest-versions"] == ["2020-07-01", "2019-08-01", "2019-04-01"]
 
 
 def test_event_fields_depend_on_the_version(client):
@@ -449,3 +450,22 @@ def test_bad_events_are_refused(client):
     emu.add_event(event_id="fixed")
     with pytest.raises(EmulatorError, match="exists already"):
         emu.add_event(event_id="fixed")
+
+
+def test_started_events_have_blank_not_before_and_2019_04_01_is_served():
+    """Microsoft documents NotBefore as blank once an event started; 2019-04-01 brought Description."""
+    with Emulator(profile="linux") as emu:
+        event = emu.add_event(event_type="Reboot", not_before_seconds=600)
+        assert event["NotBefore"] != ""
+        body = json.dumps({"StartRequests": [{"EventId": event["EventId"]}]}).encode()
+        request = urllib.request.Request(f"{emu.url}/metadata/scheduledevents?api-version=2020-07-01", data=body,
+                                         method="POST", headers={"Metadata": "true"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        started = emu.events_document("2020-07-01")["Events"][0]
+        assert (started["EventStatus"], started["NotBefore"]) == ("Started", "")
+        request = urllib.request.Request(f"{emu.url}/metadata/scheduledevents?api-version=2019-04-01",
+                                         headers={"Metadata": "true"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            document = json.loads(response.read())
+        assert "Description" in document["Events"][0] and "EventSource" not in document["Events"][0]

@@ -1,0 +1,221 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What every benchmark needs: the machine, an emulator process, ansible-playbook with
+per-task timings, medians and a result record.
+
+Nothing here talks to anything but 127.0.0.1 (or runs inside a network namespace that
+the benchmark creates).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+EMULATOR = REPO / "tests" / "emulator" / "imds_emulator.py"
+CALLBACKS = BENCH / "callback_plugins"
+LATENCY = 0.003  # seconds the emulator waits before every answer: a realistic IMDS round trip
+PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+              "no_proxy", "NO_PROXY")
+
+sys.path.insert(0, str(REPO))
+from tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
+
+
+# -- the machine ----------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ansible_core_version() -> str:
+    try:
+        from ansible.release import __version__  # pylint: disable=import-outside-toplevel
+    except ImportError:  # not the project's .venv: ask the ansible command next to this Python
+        out = subprocess.run([str(bin_path("ansible")), "--version"], capture_output=True, text=True,
+                             check=False).stdout
+        first = out.splitlines()[0] if out else ""
+        return first.split("core", 1)[1].strip(" ]") if "core" in first else first or "unknown"
+    return __version__
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model, load, Python and ansible-core versions: printed with every result."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "nproc": usable,
+        "cpu_model": _cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "ansible_core": _ansible_core_version(),
+        "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def bin_path(name: str) -> Path:
+    """A console script of the Python running the benchmarks (the project's .venv)."""
+    return Path(sys.executable).parent / name
+
+
+# -- statistics -----------------------------------------------------------------------
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else float("inf")
+
+
+def metric(value: float | int, unit: str, goal: float | None = None, spread: Iterable[float] = (),
+           note: str = "", exact: bool = False) -> dict[str, Any]:
+    """One figure. ``goal`` is an upper bound, or with ``exact`` the value every sample must have."""
+    values = sorted(spread)
+    out: dict[str, Any] = {"value": value, "unit": unit}
+    if values:
+        out["min"], out["max"], out["n"] = values[0], values[-1], len(values)
+    if goal is not None:
+        out["goal"] = f"== {goal:g}" if exact else f"<= {goal:g}"
+        out["met"] = all(v == goal for v in values or [value]) if exact else value <= goal
+    if note:
+        out["note"] = note
+    return out
+
+
+# -- the emulator ---------------------------------------------------------------------
+
+class EmulatorProcess:
+    """tests/emulator/imds_emulator.py as a separate process on 127.0.0.1, self-stopping."""
+
+    def __init__(self, workdir: Path, name: str = "emulator", latency: float = LATENCY,
+                 faults: Mapping[str, Any] | None = None, profile: str = "linux", lifetime: float = 900) -> None:
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = self.dir / "requests.jsonl"
+        port_file = self.dir / "port"
+        cmd = [sys.executable, str(EMULATOR), "--bind", "127.0.0.1", "--port", "0", "--profile", profile,
+               "--latency", str(latency), "--log", str(self.log), "--port-file", str(port_file),
+               "--lifetime", str(lifetime)]
+        if faults:
+            cmd += ["--faults", json.dumps(dict(faults))]
+        with open(self.dir / "stdout.txt", "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the emulator did not start: {(self.dir / 'stdout.txt').read_text()}")
+            time.sleep(0.02)
+        self.port = int(port_file.read_text().strip())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def imds_requests(self) -> list[dict[str, Any]]:
+        """Every IMDS request logged so far (control requests are not logged)."""
+        if not self.log.exists():
+            return []
+        lines = self.log.read_text(encoding="utf-8").splitlines()
+        return [entry for entry in map(json.loads, filter(None, lines)) if entry["path"].startswith("/metadata/")]
+
+    def control(self, method: str, path: str) -> Any:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(urllib.request.Request(f"{self.url}{path}", method=method), timeout=10) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "EmulatorProcess":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+# -- ansible-playbook -----------------------------------------------------------------
+
+def ansible_env(run_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A clean environment: no proxies, no ANSIBLE_* from the caller, this checkout as imds.azure."""
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS and not k.startswith("ANSIBLE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update({
+        "ANSIBLE_CONFIG": str(run_dir / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_path()),
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+        "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
+        "BENCH_TIMER_OUT": str(run_dir / "timings.json"),
+        "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp-local"),
+        "ANSIBLE_REMOTE_TEMP": str(run_dir / "tmp-remote"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+    })
+    env.update(extra or {})
+    return env
+
+
+def run_playbook(run_dir: Path, playbook: str, *, inventory: str = "localhost ansible_connection=local\n",
+                 cfg: str = "", env: Mapping[str, str] | None = None, prefix: tuple[str, ...] = (),
+                 timeout: float = 600) -> dict[str, Any]:
+    """Run ansible-playbook (optionally under ``prefix``, e.g. unshare -n); return the timings.
+
+    The result holds ``wall_seconds`` (the whole command) and ``tasks``: for every task its
+    play, name, action and ``seconds`` from the moment the task started to its last host result.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "playbook.yml").write_text(playbook, encoding="utf-8")
+    (run_dir / "inventory.ini").write_text(inventory, encoding="utf-8")
+    (run_dir / "ansible.cfg").write_text(
+        f"[defaults]\ninventory = {run_dir / 'inventory.ini'}\nhost_key_checking = False\n{cfg}", encoding="utf-8")
+    cmd = [*prefix, str(bin_path("ansible-playbook")), str(run_dir / "playbook.yml")]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=str(run_dir), env=ansible_env(run_dir, env), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    wall = time.monotonic() - start
+    (run_dir / "output.txt").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise RuntimeError(f"ansible-playbook failed ({proc.returncode}) in {run_dir}:\n{tail}")
+    timings = json.loads((run_dir / "timings.json").read_text(encoding="utf-8"))
+    return {"wall_seconds": wall, **timings}
+
+
+def task_seconds(timings: Mapping[str, Any], prefix: str, skip_first: bool = True) -> list[float]:
+    """The times of the tasks whose name starts with ``prefix`` (the first left out as warm-up:
+    it pays for building the module's AnsiballZ payload once per ansible-playbook run)."""
+    times = [t["seconds"] for t in timings["tasks"] if t["name"].startswith(prefix) and t["seconds"] is not None]
+    return times[1:] if skip_first and len(times) > 1 else times
+
+
+def interleaved_tasks(kinds: Mapping[str, str], pairs: int) -> str:
+    """YAML for ``pairs`` rounds of tasks, one of each kind per round, named ``<kind> <round>``."""
+    lines = []
+    for index in range(pairs):
+        for kind, body in kinds.items():
+            lines.append(f"    - name: {kind} {index}\n" + "".join(f"      {line}\n" for line in body.splitlines()))
+    return "".join(lines)
+
+
+def local_inventory(names: Iterable[str], **variables: str) -> str:
+    extra = "".join(f" {key}={value}" for key, value in variables.items())
+    return "".join(f"{name} ansible_connection=local{extra}\n" for name in names)

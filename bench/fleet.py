@@ -1,0 +1,66 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Item 6: a fleet of inventory hosts, forks 20: metadata_facts ÷ ping, from 10 to 200 hosts.
+
+Every host is this machine over the local connection, pointed at one emulator process. On
+Azure each VM has its own IMDS and its own /tmp, where the client keeps the flock file of
+its 5-requests-per-second limiter. Here all hosts share one machine, so the play gives
+each host its own TMPDIR (environment keyword, for ping too); otherwise the limiter would,
+correctly, hold the whole fleet to 5 requests per second, which no real fleet sees. The
+emulator log confirms one request per host and task. A task's time runs from its start to
+its last host's result; tasks alternate ping and metadata_facts, the first of each left out.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from _lib import EmulatorProcess, interleaved_tasks, local_inventory, median, metric, ratio, run_playbook, task_seconds
+
+NAME = "fleet"
+TITLE = "fleet, forks 20, local connection: metadata_facts ÷ ping by host count"
+GOAL = 1.15
+FORKS = 20
+
+PLAYBOOK = """- name: {name}
+  hosts: all
+  gather_facts: false
+  environment:
+    TMPDIR: "{tmp}/{{{{ inventory_hostname }}}}"
+  tasks:
+{tasks}    - name: check
+      ansible.builtin.assert:
+        that: ansible_facts['azure_detected']
+"""
+
+
+def run(workdir: Path, smoke: bool) -> dict[str, Any]:
+    sizes, pairs = ((3,), 1) if smoke else ((10, 50, 100, 200), 2)
+    metrics: dict[str, Any] = {}
+    growth = []
+    with EmulatorProcess(workdir) as emulator:
+        for hosts in sizes:
+            names = [f"vm{n:03d}" for n in range(hosts)]
+            for name in names:
+                (workdir / "tmp" / name).mkdir(parents=True, exist_ok=True)
+            kinds = {"ping": "ansible.builtin.ping:",
+                     "facts": f"imds.azure.metadata_facts:\n  endpoint: {emulator.url}"}
+            before = len(emulator.imds_requests())
+            timings = run_playbook(workdir / f"hosts-{hosts}",
+                                   PLAYBOOK.format(name=NAME, tmp=workdir / "tmp", tasks=interleaved_tasks(kinds, pairs + 1)),
+                                   inventory=local_inventory(names), cfg=f"forks = {FORKS}\n")
+            requests = len(emulator.imds_requests()) - before
+            if requests != hosts * (pairs + 1):
+                raise RuntimeError(f"{hosts} hosts made {requests} IMDS requests, not {hosts * (pairs + 1)}")
+            ping, facts = task_seconds(timings, "ping "), task_seconds(timings, "facts ")
+            value = ratio(median(facts), median(ping))
+            metrics[f"ratio_{hosts}_hosts"] = metric(value, "ratio", GOAL if hosts == max(sizes) else None,
+                                                     note=f"{len(facts)} task pair(s) after one warm-up pair")
+            metrics[f"ping_task_{hosts}_hosts"] = metric(median(ping), "s", spread=ping)
+            metrics[f"facts_task_{hosts}_hosts"] = metric(median(facts), "s", spread=facts)
+            metrics[f"facts_per_host_{hosts}_hosts"] = metric(median(facts) / hosts * 1000, "ms",
+                                                              note="task time / hosts")
+            growth.append({"hosts": hosts, "ping_s": median(ping), "facts_s": median(facts), "ratio": value})
+    return {"params": {"sizes": list(sizes), "forks": FORKS, "pairs_per_size": pairs, "latency_s": 0.003,
+                       "rate_limiter": "one TMPDIR per host, as on separate VMs"},
+            "growth": growth, "metrics": metrics}

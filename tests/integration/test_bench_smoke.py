@@ -1,0 +1,96 @@
+"""The benchmarks in bench/ with tiny repeat counts, so that they never rot.
+
+This checks that every benchmark runs and writes a well-formed result, and the request
+counts that are facts rather than speed (one IMDS request per gather, one per template of
+lookups). It asserts no speed goal: a slow or busy machine must not fail CI.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.utils.paths import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+from run import BENCHMARKS  # noqa: E402  pylint: disable=wrong-import-position,import-error
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Run `python bench/run.py --smoke` once; return its stdout and the results by name."""
+    out = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False, env=env)
+    results = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    return proc, results
+
+
+def numbers(result):
+    return {key: value["value"] for key, value in result["metrics"].items()}
+
+
+def test_every_benchmark_ran(smoke):
+    proc, results = smoke
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(results) == sorted(BENCHMARKS)
+    for name in BENCHMARKS:
+        assert f"== {name}: " in proc.stdout
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_result_is_well_formed(smoke, name):
+    result = smoke[1][name]
+    assert "error" not in result, result.get("traceback")
+    assert result["benchmark"] == name and result["smoke"] is True
+    machine = result["machine"]
+    assert isinstance(machine["nproc"], int) and machine["nproc"] >= 1
+    assert machine["cpu_model"] and machine["python"].count(".") == 2
+    assert machine["ansible_core"][:1].isdigit(), machine
+    if "skipped" in result:  # off_azure without root
+        assert name == "off_azure" and "root" in result["skipped"]
+        return
+    assert result["metrics"]
+    for key, value in result["metrics"].items():
+        assert isinstance(value["value"], (int, float)) and math.isfinite(value["value"]), key
+        assert value["value"] >= 0 and value["unit"], key
+        if "goal" in value:
+            assert isinstance(value["met"], bool), key
+        if "n" in value:
+            assert value["min"] <= value["value"] <= value["max"], key
+
+
+def test_time_ratios_are_positive(smoke):
+    results = smoke[1]
+    assert numbers(results["module_vs_ping"])["ratio_default"] > 0
+    assert numbers(results["module_vs_ping"])["ratio_pipelining"] > 0
+    assert numbers(results["gather_facts"])["ratio_parallel"] > 0
+    assert numbers(results["lookup"])["facts_ratio_100_1"] > 0
+    assert numbers(results["fleet"])["ratio_3_hosts"] > 0
+    if "skipped" not in results["off_azure"]:
+        assert numbers(results["off_azure"])["ratio_dmi_not_azure"] > 0
+
+
+def test_request_counts(smoke):
+    """Counts, not speed: one request per gather (two when negotiated), one per live template."""
+    results = smoke[1]
+    gather = numbers(results["requests_per_gather"])
+    assert (gather["requests_known"], gather["requests_negotiated"]) == (1, 2)
+    lookup = numbers(results["lookup"])
+    assert (lookup["live_requests_100"], lookup["live_requests_1"], lookup["facts_requests"]) == (1, 1, 1)
+    params = results["module_vs_ping"]["params"]
+    assert params["imds_requests"] == 2 * (params["pairs_per_run"] + 1) * params["runs"]  # 2 plays per run
+
+
+def test_profile_names_the_phases(smoke):
+    metrics = smoke[1]["profile_module"]["metrics"]
+    for phase in ("import basic", "import our module_utils", "detection", "normalization",
+                  "request (network, 3 ms latency)", "imports made by the request"):
+        assert f"phase {phase}" in metrics

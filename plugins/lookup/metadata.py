@@ -251,9 +251,10 @@ from ansible.utils.display import Display
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import OpenUrlTransport
 from ansible_collections.imds.azure.plugins.module_utils._lookup_host import controller_verdict
+from ansible_collections.imds.azure.plugins.module_utils._detect import PROBE_TIMEOUT, NotOnAzure, call_detecting
 from ansible_collections.imds.azure.plugins.module_utils._lookup_live import (
-    IDENTITY_API_VERSION, PROBE_TIMEOUT, InstanceCache, InstanceEntry, LiveSettings, NotOnAzure, call_live,
-    fetch_instance)
+    InstanceCache, InstanceEntry, LiveSettings, fetch_instance)
+from ansible_collections.imds.azure.plugins.module_utils._versions import IDENTITY_API_VERSION
 from ansible_collections.imds.azure.plugins.module_utils._paths import (
     ATTESTED, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
 
@@ -476,11 +477,12 @@ class LookupModule(LookupBase):
                 return self._token(path)
             client = self._client()
             if path.category == VERSIONS:
-                response = call_live(client, lambda first: client.get(path.url_path, versioned=False,
-                                                                      first_timeout=first))
+                response = call_detecting(client, lambda first: client.get(path.url_path, versioned=False,
+                                                                           first_timeout=first))[0]
             else:
                 params = {"nonce": self.get_option("nonce")} if path.category == ATTESTED and self.get_option("nonce") else {}
-                response = call_live(client, lambda first: client.get(path.url_path, params, first_timeout=first))
+                response = call_detecting(client, lambda first: client.get(path.url_path, params,
+                                                                           first_timeout=first))[0]
         except NotOnAzure as exc:
             return self._not_on_azure(path, target, _controller_not_on_azure(exc))
         except ImdsError as exc:
@@ -502,7 +504,8 @@ class LookupModule(LookupBase):
         params = {"resource": resource, **{name: self.get_option(name) for name in chosen}}
         client = self._client(IDENTITY_API_VERSION)
         try:
-            response = call_live(client, lambda first: client.get(path.url_path, params, first_timeout=first))
+            response = call_detecting(client, lambda first: client.get(path.url_path, params,
+                                                                       first_timeout=first))[0]
         except ImdsError as exc:
             if exc.status == 400:
                 raise AnsibleLookupError(f"{exc} IMDS refuses a token when the VM has no managed identity, or none "

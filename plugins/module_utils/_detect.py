@@ -10,8 +10,23 @@ sysfs; where that file cannot be read (containers, other systems) we cannot tell
 
 from __future__ import annotations
 
+import typing as t
+
+from ._client import ROUTE_HINT, ImdsClient, ImdsError, ImdsResponse
+
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 DMI_ASSET_TAG_PATH = "/sys/class/dmi/id/chassis_asset_tag"
+PROBE_TIMEOUT = 1.0  # seconds the first request may take when the DMI data cannot tell
+NO_ANSWER_KINDS = ("timeout", "refused", "unreachable")
+
+
+class NotOnAzure(Exception):
+    """The host is not an Azure VM (or its IMDS cannot be reached at the default address)."""
+
+    def __init__(self, reason: str, hint: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
 
 
 class Evidence:
@@ -35,3 +50,30 @@ def dmi_evidence(path: str = DMI_ASSET_TAG_PATH) -> Evidence:
     if tag == AZURE_ASSET_TAG:
         return Evidence(True, f"the DMI chassis asset tag in {path} is Azure's")
     return Evidence(False, f"the DMI chassis asset tag in {path} is {tag!r}, not Azure's {AZURE_ASSET_TAG}")
+
+
+def call_detecting(client: ImdsClient, request: t.Callable[[float | None], ImdsResponse],
+                   dmi_path: str = DMI_ASSET_TAG_PATH) -> tuple[ImdsResponse, str]:
+    """Make one request, telling "this host is not on Azure" from a failure.
+
+    ``request(first_timeout)`` makes the call. Returns the response and why the host was
+    taken to be on Azure; raises NotOnAzure, or ImdsError for a failure. With the default
+    endpoint the DMI asset tag decides first, without any network; when it cannot tell,
+    the first attempt may take PROBE_TIMEOUT seconds and no answer means "not on Azure".
+    An endpoint given explicitly is always asked, and its failures are failures.
+    """
+    if not client.is_default_endpoint:
+        return request(None), f"the endpoint {client.endpoint} was given explicitly and answered"
+    evidence = dmi_evidence(dmi_path)
+    if evidence.azure is False:
+        raise NotOnAzure(evidence.reason)
+    if evidence.azure:
+        return request(None), evidence.reason
+    try:
+        response = request(PROBE_TIMEOUT)
+    except ImdsError as exc:
+        if exc.kind in NO_ANSWER_KINDS:
+            raise NotOnAzure(f"{evidence.reason}, and {client.endpoint} did not answer within "
+                             f"{PROBE_TIMEOUT:g} s ({exc.kind})", ROUTE_HINT) from None
+        raise
+    return response, f"{evidence.reason}, and IMDS at {client.endpoint} answered"

@@ -32,24 +32,12 @@ import tempfile
 import time
 import typing as t
 
-from ._client import ROUTE_HINT, ImdsClient, ImdsError, ImdsResponse
-from ._detect import DMI_ASSET_TAG_PATH, dmi_evidence
+from ._client import ImdsClient, ImdsError
+from ._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
 
-PROBE_TIMEOUT = 1.0  # seconds the first request may take when the DMI data cannot tell
-IDENTITY_API_VERSION = "2018-02-01"  # the api-version Microsoft documents for managed identity tokens
 CACHE_FORMAT = 1
-NO_ANSWER_KINDS = ("timeout", "refused", "unreachable")
 
 _MEMORY: dict[str, dict[str, t.Any]] = {}
-
-
-class NotOnAzure(Exception):
-    """The controller is not an Azure VM (or its IMDS cannot be reached at the default address)."""
-
-    def __init__(self, reason: str, hint: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.hint = hint
 
 
 class LiveSettings(t.NamedTuple):
@@ -68,31 +56,6 @@ class InstanceEntry(t.NamedTuple):
     warnings: list[str]
 
 
-def call_live(client: ImdsClient, request: t.Callable[[float | None], ImdsResponse],
-              dmi_path: str = DMI_ASSET_TAG_PATH) -> ImdsResponse:
-    """Make one live request, telling "the controller is not on Azure" from a failure.
-
-    With the default endpoint the controller's DMI asset tag decides first, without any
-    network; when it cannot tell, the first attempt may take PROBE_TIMEOUT seconds and
-    no answer means "not on Azure". An endpoint given explicitly is always asked, and
-    its failures are failures (raised as ImdsError).
-    """
-    if not client.is_default_endpoint:
-        return request(None)
-    evidence = dmi_evidence(dmi_path)
-    if evidence.azure is False:
-        raise NotOnAzure(evidence.reason)
-    if evidence.azure:
-        return request(None)
-    try:
-        return request(PROBE_TIMEOUT)
-    except ImdsError as exc:
-        if exc.kind in NO_ANSWER_KINDS:
-            raise NotOnAzure(f"{evidence.reason}, and {client.endpoint} did not answer within "
-                             f"{PROBE_TIMEOUT:g} s ({exc.kind})", ROUTE_HINT) from None
-        raise
-
-
 def redact_user_data(document: dict[str, t.Any]) -> tuple[dict[str, t.Any], bool]:
     """Return the document with compute.userData's value replaced by None, and whether it had one."""
     compute = document.get("compute")
@@ -104,7 +67,7 @@ def redact_user_data(document: dict[str, t.Any]) -> tuple[dict[str, t.Any], bool
 def fetch_instance(client: ImdsClient, dmi_path: str = DMI_ASSET_TAG_PATH) -> dict[str, t.Any]:
     """Fetch /metadata/instance once; return a cache entry (an answer or an error, never raises)."""
     try:
-        response = call_live(client, lambda first: client.instance(first_timeout=first), dmi_path)
+        response = call_detecting(client, lambda first: client.instance(first_timeout=first), dmi_path)[0]
     except NotOnAzure as exc:
         return {"error": {"message": exc.reason, "hint": exc.hint, "not_azure": True}}
     except ImdsError as exc:

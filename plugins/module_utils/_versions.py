@@ -70,6 +70,8 @@ KNOWN_VERSIONS: tuple[str, ...] = (
     "2025-04-07",
 )
 NEWEST: str = KNOWN_VERSIONS[-1]
+# Managed identity tokens: the api-version Microsoft documents for /metadata/identity/oauth2/token.
+IDENTITY_API_VERSION: str = "2018-02-01"
 
 # Microsoft's release notes: 2017-11-01 brings EventType Preempt, 2019-01-01 Terminate,
 # 2019-04-01 Description, 2019-08-01 EventSource, 2020-07-01 DurationInSeconds.

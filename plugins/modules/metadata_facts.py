@@ -136,7 +136,7 @@ ansible_facts:
     azure_metadata:
       description:
         - The instance document as IMDS returned it (userData removed unless O(include_user_data=true)).
-        - The lookup M(imds.azure.metadata) with C(source=facts) reads it.
+        - The lookup P(imds.azure.metadata#lookup) with C(source=facts) reads it.
       returned: when detected
       type: dict
     azure_compute:
@@ -240,43 +240,10 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._client import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, ROUTE_HINT, ImdsClient, ImdsError
-from ..module_utils._detect import DMI_ASSET_TAG_PATH, dmi_evidence
+from ..module_utils._client import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, ImdsClient, ImdsError
+from ..module_utils._detect import DMI_ASSET_TAG_PATH, PROBE_TIMEOUT, NotOnAzure, call_detecting
 from ..module_utils._http import FetchUrlTransport
 from ..module_utils._normalize import ImdsDocumentError, normalize
-
-PROBE_TIMEOUT = 1.0  # seconds the first request may take when the DMI data cannot tell
-
-
-class NotAzure(Exception):
-    """The host is not an Azure VM (or its IMDS cannot be reached)."""
-
-    def __init__(self, reason: str, hint: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.hint = hint
-
-
-def fetch_instance(client: ImdsClient, dmi_path: str) -> tuple[dict[str, t.Any], str, list[str]]:
-    """Return (document, reason, warnings); raise NotAzure when the host is not on Azure."""
-    if not client.is_default_endpoint:
-        response = client.instance()
-        return response.data, f"the endpoint {client.endpoint} was given explicitly and answered", response.warnings
-    evidence = dmi_evidence(dmi_path)
-    if evidence.azure is False:
-        raise NotAzure(evidence.reason)
-    if evidence.azure:
-        response = client.instance()
-        return response.data, evidence.reason, response.warnings
-    try:
-        response = client.instance(first_timeout=PROBE_TIMEOUT)
-    except ImdsError as exc:
-        if exc.kind in ("timeout", "refused", "unreachable"):
-            raise NotAzure(f"{evidence.reason}, and {client.endpoint} did not answer within "
-                           f"{PROBE_TIMEOUT:g} s ({exc.kind})", ROUTE_HINT) from None
-        raise
-    return response.data, f"{evidence.reason}, and IMDS at {client.endpoint} answered", response.warnings
-
 
 def select(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
     """Keep the facts whose name, with or without the ansible_ prefix, matches a pattern."""
@@ -304,9 +271,10 @@ def main() -> None:
     try:
         client = ImdsClient(FetchUrlTransport(), endpoint=p["endpoint"], api_version=p["api_version"],
                             timeout=p["timeout"], retry_timeout=p["retry_timeout"])
-        document, reason, warnings = fetch_instance(client, p["dmi_path"])
-        facts = normalize(document, client.api_version, include_user_data=p["include_user_data"])
-    except NotAzure as exc:
+        response, reason = call_detecting(client, lambda first: client.instance(first_timeout=first), p["dmi_path"])
+        facts = normalize(response.data, client.api_version, include_user_data=p["include_user_data"])
+        warnings = response.warnings
+    except NotOnAzure as exc:
         if p["require_azure"]:
             module.fail_json(msg=f"This host does not look like an Azure VM: {exc.reason}. {exc.hint}".strip())
         facts = {"ansible_azure_detected": False, "ansible_azure_api_version": None}

@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.imds.azure.plugins.module_utils import _lookup_live
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._lookup_live import (
-    InstanceCache, LiveSettings, NotOnAzure, redact_user_data)
+    InstanceCache, LiveSettings, redact_user_data)
+from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure
 
 SETTINGS = LiveSettings("http://imds.test", None, 5.0, 70.0)
 DOC = {"compute": {"vmId": "a", "userData": "c2VjcmV0"}, "network": {"interface": []}}

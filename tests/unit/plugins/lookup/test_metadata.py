@@ -12,7 +12,7 @@ import pytest
 from ansible.errors import AnsibleLookupError
 
 from ansible_collections.imds.azure.plugins.lookup import metadata
-from ansible_collections.imds.azure.plugins.module_utils import _lookup_live
+from ansible_collections.imds.azure.plugins.module_utils import _detect, _lookup_live
 from ansible_collections.imds.azure.plugins.module_utils._detect import Evidence
 from ansible_collections.imds.azure.plugins.module_utils._paths import text_of
 
@@ -334,7 +334,7 @@ def test_imds_failing_is_an_error_even_with_a_default(lookup, imds):
 
 def test_controller_not_on_azure_by_dmi_gives_the_default_without_any_request(lookup, imds, monkeypatch):
     fake = imds("linux")
-    monkeypatch.setattr(_lookup_live, "dmi_evidence", lambda path: Evidence(False, "the asset tag is 'x'"))
+    monkeypatch.setattr(_detect, "dmi_evidence", lambda path: Evidence(False, "the asset tag is 'x'"))
     terms = [f"compute/tagsList/{i}" for i in range(100)]
     assert lookup(terms, LOCALHOST, endpoint=DEFAULT_ENDPOINT, default="") == [""] * 100
     message = error_of(lookup, "compute/vmId", LOCALHOST, endpoint=DEFAULT_ENDPOINT)
@@ -345,16 +345,16 @@ def test_controller_not_on_azure_by_dmi_gives_the_default_without_any_request(lo
 def test_controller_that_may_be_azure_probes_once_then_remembers(lookup, imds, monkeypatch):
     fake = imds("linux")
     fake.script("/metadata/instance", TIMEOUT)
-    monkeypatch.setattr(_lookup_live, "dmi_evidence", lambda path: Evidence(None, "no DMI data"))
+    monkeypatch.setattr(_detect, "dmi_evidence", lambda path: Evidence(None, "no DMI data"))
     for _ in range(5):
         assert lookup(["compute/vmId", "compute/name"], LOCALHOST, endpoint=DEFAULT_ENDPOINT, default="-") == ["-", "-"]
     assert len(fake.calls) == 1
-    assert fake.calls[0]["timeout"] == _lookup_live.PROBE_TIMEOUT
+    assert fake.calls[0]["timeout"] == _detect.PROBE_TIMEOUT
 
 
 def test_controller_on_azure_by_dmi_asks_imds(lookup, imds, monkeypatch):
     fake = imds("linux")
-    monkeypatch.setattr(_lookup_live, "dmi_evidence", lambda path: Evidence(True, "Azure's tag"))
+    monkeypatch.setattr(_detect, "dmi_evidence", lambda path: Evidence(True, "Azure's tag"))
     assert lookup("compute/vmId", LOCALHOST, endpoint=DEFAULT_ENDPOINT) == [LINUX_VM_ID]
     assert fake.calls[0]["url"].startswith(DEFAULT_ENDPOINT + "/metadata/instance?")
 

@@ -261,7 +261,10 @@ def parse_ip_route(data: t.Any) -> list[Route]:
         nexthops = entry.get("nexthops")
         if isinstance(nexthops, list) and nexthops and isinstance(nexthops[0], dict):
             first = nexthops[0]
-            routes.append(Route(network, first.get("dev"), first.get("gateway"), metric,
+            if not isinstance(first.get("dev"), str):
+                raise RouteTableError(f"the first next hop of the `ip -j route` entry for {dst} names no device: "
+                                      f"{entry!r}")
+            routes.append(Route(network, first["dev"], first.get("gateway"), metric,
                                 entry.get("prefsrc"), protocol, kind, multipath=len(nexthops) > 1))
             continue
         dev = entry.get("dev")

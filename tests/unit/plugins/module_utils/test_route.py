@@ -439,6 +439,7 @@ def test_linux_local_and_ipv6_entries_are_ignored():
     ('[{"dst": "10.0.0.0/33", "dev": "eth0"}]', "invalid destination '10.0.0.0/33'"),
     ('[{"dst": "default", "gateway": "10.0.1.1"}]', "names no device"),
     ('[{"dst": "default", "dev": "eth0", "metric": "low"}]', "metric of route default must be an integer"),
+    ('[{"dst": "default", "nexthops": [{"gateway": "10.0.1.1"}]}]', "first next hop .* names no device"),
 ])
 def test_linux_garbage_route_output_is_a_clear_error(routes, message):
     with pytest.raises(RouteTableError, match=message):

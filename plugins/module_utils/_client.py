@@ -32,6 +32,7 @@ DEFAULT_RETRY_TIMEOUT = 70.0  # Microsoft: IMDS may answer 410 for up to 70 s af
 MAX_BODY_BYTES = 4 * 1024 * 1024
 RATE_PER_SECOND = 5
 MIN_DELAY = 0.25  # seconds added to each jittered back-off delay
+ROUNDING = 2e-6  # the rate limit file keeps times to 6 decimals
 RETRY_STATUSES = frozenset((410, 429, 500, 502, 503, 504))
 TRANSPORT_RETRIES = 2  # a reset or a truncated body may be a blip; a dead endpoint is not
 RETRYABLE_TRANSPORT = frozenset(("reset", "truncated"))
@@ -79,62 +80,105 @@ class RateLimiter:
     Forks of a play (and two plays at once) each run their own client, so the window
     lives in a small file guarded by flock. Where the file cannot be used the limit
     still holds within this process.
+
+    IMDS counts requests as they arrive, and a request admitted on a busy host can leave
+    it much later (urllib builds an SSL context, the process waits for a CPU). So the
+    client holds its place while the request is under way (``hold`` > 0) and gives it
+    back with ``done()``: the request then counts for one second from its end. A place
+    held by a process that died is freed after ``hold`` seconds.
     """
 
+    POLL = 0.05  # seconds between looks at the window while requests under way fill it
+
     def __init__(self, key: str, rate: int = RATE_PER_SECOND, clock: t.Callable[[], float] = time.monotonic,
-                 sleep: t.Callable[[float], None] = time.sleep, directory: str | None = None) -> None:
+                 sleep: t.Callable[[float], None] = time.sleep, directory: str | None = None,
+                 hold: float = 0.0) -> None:
         self.rate = rate
         self.clock = clock
         self.sleep = sleep
-        self._local: list[float] = []
+        self.hold = hold
+        self._local: list[tuple[float, float | None]] = []
+        self._stamp = 0.0
         name = f"imds-azure-rate-{os.getuid() if hasattr(os, 'getuid') else 0}-{uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:12]}"
         self.path = os.path.join(directory or tempfile.gettempdir(), name)
 
-    def acquire(self) -> None:
-        """Wait until one more request fits in the window, then record it."""
+    def acquire(self) -> float:
+        """Wait until one more request fits in the window and record it; return its stamp.
+
+        With ``hold`` > 0 the request keeps its place until ``done(stamp)``, or for at
+        most ``hold`` seconds.
+        """
+        while True:
+            wait = self._update(self._admit)
+            if wait is None:
+                return self._stamp
+            self.sleep(wait)
+
+    def done(self, stamp: float | None) -> None:
+        """The request admitted at ``stamp`` is over: it counts for one second from now."""
+        if stamp is None:
+            return
+
+        def finish(entries: list[tuple[float, float | None]]) -> tuple[list[tuple[float, float | None]], None]:
+            # this request's place: under way, admitted at ``stamp`` (the file keeps 6 decimals)
+            mine = next((e for e in entries if e[1] is not None and abs(e[0] - stamp) <= ROUNDING), None)
+            kept = [e for e in entries if e is not mine]
+            return kept + [(self.clock(), None)], None
+
+        self._update(finish)
+
+    def _update(self, change: t.Callable[[list[tuple[float, float | None]]], tuple[list[tuple[float, float | None]], t.Any]]) -> t.Any:
+        """Apply ``change`` to the window (in the shared file, under flock, where possible); return its result."""
         try:
             import fcntl
         except ImportError:  # not POSIX: only this process is limited
-            self._local = self._admit(self._local)
-            return
+            self._local, result = change(self._current(self._local))
+            return result
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
-            self._local = self._admit(self._local)
-            return
+            self._local, result = change(self._current(self._local))
+            return result
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             raw = os.pread(fd, 4096, 0).decode("ascii", "replace")
-            times = self._admit(self._parse(raw))
-            data = " ".join(f"{x:.6f}" for x in times).encode("ascii")
+            entries, result = change(self._parse(raw))
+            data = " ".join(f"{x:.6f}" if until is None else f"{x:.6f}:{until:.6f}" for x, until in entries)
             os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
+            os.pwrite(fd, data.encode("ascii"), 0)
+            return result
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _parse(self, raw: str) -> list[float]:
-        now = self.clock()
-        times = []
+    def _parse(self, raw: str) -> list[tuple[float, float | None]]:
+        """The entries of the file: ``start`` (a request that is over) or ``start:until`` (under way)."""
+        entries: list[tuple[float, float | None]] = []
         for word in raw.split():
+            start, _colon, until = word.partition(":")
             try:
-                value = float(word)
+                entries.append((float(start), float(until) if until else None))
             except ValueError:
                 continue
-            if now - 1.0 < value <= now:  # ignore stale or impossible entries
-                times.append(value)
-        return sorted(times)
+        return self._current(entries)
 
-    def _admit(self, times: list[float]) -> list[float]:
+    def _current(self, entries: list[tuple[float, float | None]]) -> list[tuple[float, float | None]]:
+        """The entries that still count: over for less than a second, or under way and not expired."""
         now = self.clock()
-        times = [x for x in times if now - x < 1.0]
-        if len(times) >= self.rate:
-            wait = 1.0 - (now - times[-self.rate])
-            if wait > 0:
-                self.sleep(wait)
-            now = self.clock()
-            times = [x for x in times if now - x < 1.0]
-        times.append(now)
-        return times[-self.rate:]
+        return sorted(((x, until) for x, until in entries  # ignore stale or impossible entries
+                       if x <= now + ROUNDING and (now - x < 1.0 if until is None else now < until <= x + 3600)),
+                      key=lambda entry: entry[0])
+
+    def _admit(self, entries: list[tuple[float, float | None]]) -> tuple[list[tuple[float, float | None]], float | None]:
+        """Admit a request (result None) or say how long to wait before trying again."""
+        entries = self._current(entries)
+        now = self.clock()
+        busy = sorted(now if until is not None else x for x, until in entries)  # under way: busy now
+        if len(busy) >= self.rate:
+            wait = 1.0 - (now - busy[-self.rate])
+            if wait > 1e-6:
+                return entries, (self.POLL if busy[-self.rate] == now else wait)
+        self._stamp = now
+        return entries + [(now, now + self.hold if self.hold > 0 else None)], None
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -204,7 +248,8 @@ class ImdsClient:
         self.transport = transport
         self.clock = clock
         self.sleep = sleep
-        self.limiter = limiter or RateLimiter(self.endpoint, clock=clock, sleep=sleep)
+        # a request holds its place in the window until it is over, at most its timeout
+        self.limiter = limiter or RateLimiter(self.endpoint, clock=clock, sleep=sleep, hold=self.timeout + 1.0)
         self.backoff = backoff or (lambda: generate_jittered_backoff(retries=1000, delay_base=1, delay_threshold=8))
         self.requests_sent = 0
 
@@ -282,12 +327,15 @@ class ImdsClient:
         return f"{self.endpoint}{path}" + (f"?{urlencode(query)}" if query else "")
 
     def _send(self, method: str, url: str, data: bytes | None, timeout: float):
-        self.limiter.acquire()
+        stamp = self.limiter.acquire()
         self.requests_sent += 1
         headers = {"Metadata": "true", "x-ms-client-request-id": str(uuid.uuid4())}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        return self.transport.request(method, url, headers, data, timeout, MAX_BODY_BYTES)
+        try:
+            return self.transport.request(method, url, headers, data, timeout, MAX_BODY_BYTES)
+        finally:
+            self.limiter.done(stamp)
 
     def _newest_known(self, offered: t.Iterable[str]) -> str | None:
         """The newest of ``offered`` that this client knows."""

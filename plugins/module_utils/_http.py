@@ -14,6 +14,7 @@ deadline that holds for the whole response rather than for each read.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import typing as t
 import urllib.error
@@ -114,6 +115,33 @@ def _headers(response: t.Any) -> dict[str, str]:
         return {}
 
 
+def within_deadline(call: t.Callable[[], t.Any], deadline: float) -> t.Any:
+    """Return ``call()`` (connect, send, read the status line and headers), or time out at ``deadline``.
+
+    The timeout of http.client and urllib holds for each socket operation, so a server
+    that sends its headers a byte at a time would hold the call for ever. ``call`` runs
+    in a daemon thread that is left behind at the deadline (the process ends it); its
+    exceptions are raised here.
+    """
+    outcome: list[tuple[bool, t.Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # pylint: disable=broad-exception-caught  # handed to the caller
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="imds-request", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        raise TransportError("timeout", "timed out waiting for the status line and headers")
+    succeeded, value = outcome[0]
+    if succeeded:
+        return value
+    raise value
+
+
 class Transport:
     """Send one request; return an HttpResponse for any HTTP status, else raise TransportError."""
 
@@ -159,9 +187,10 @@ class FetchUrlTransport(Transport):
         from ansible.module_utils.urls import fetch_url  # imported only when a request is made
 
         start = time.monotonic()
-        response, info = fetch_url(self._module, url, data=data, headers=headers, method=method,
-                                   use_proxy=False, timeout=timeout, force=True, use_gssapi=False,
-                                   use_netrc=False, decompress=False)
+        response, info = within_deadline(
+            lambda: fetch_url(self._module, url, data=data, headers=headers, method=method, use_proxy=False,
+                              timeout=timeout, force=True, use_gssapi=False, use_netrc=False, decompress=False),
+            start + timeout)
         status = int(info.get("status", -1))
         if status == -1 or response is None and "body" not in info:
             raise classify_error(OSError(info.get("msg", "request failed")))
@@ -183,9 +212,13 @@ class OpenUrlTransport(Transport):
 
         start = time.monotonic()
         try:
-            response = open_url(url, data=data, headers=headers, method=method, use_proxy=False,
-                                follow_redirects="none", timeout=timeout, force=True,
-                                use_gssapi=False, use_netrc=False, decompress=False)
+            response = within_deadline(
+                lambda: open_url(url, data=data, headers=headers, method=method, use_proxy=False,
+                                 follow_redirects="none", timeout=timeout, force=True, use_gssapi=False,
+                                 use_netrc=False, decompress=False),
+                start + timeout)
+        except TransportError:
+            raise
         except urllib.error.HTTPError as exc:
             status = int(exc.code)
             try:

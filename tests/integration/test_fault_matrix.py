@@ -302,3 +302,95 @@ def test_scenario(matrix, scenario, request):
     if scenario.check is not None:
         scenario.check(outcome)
     row["result"] = "pass"
+
+
+# -- two plays at once on one host, the lookup live: one shared limit of 5 requests/s ----
+
+TWO_PLAYS = """
+- name: Facts and live lookups from every fork
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Gather
+      imds.azure.metadata_facts:
+        endpoint: "{{ endpoint }}"
+        retry_timeout: 30
+    - name: Live lookups, each one request (cache_ttl=0)
+      ansible.builtin.set_fact:
+        answers: "{{ answers | default([]) + [lookup('imds.azure.metadata', 'compute/vmId', source='live',
+                     cache_ttl=0, endpoint=endpoint, retry_timeout=30)] }}"
+      loop: "{{ range(lookups) | list }}"
+    - name: Save what the host got
+      ansible.builtin.copy:
+        content: "{{ {'facts': ansible_facts['azure_vm_id'], 'lookups': answers} | to_json }}"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+        mode: "0600"
+"""
+
+
+def busiest(times: list[float], window: float) -> int:
+    """The most requests that fall in any ``window`` seconds."""
+    return max((sum(1 for t in times[i:] if t - start < window) for i, start in enumerate(times)), default=0)
+
+
+def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, request):
+    """Two ansible-playbook runs, four forks each, the module and the live lookup in every fork."""
+    from tests.integration.faults.matrix import Trap
+
+    emu = emulator(profile="linux")
+    trap = Trap("127.0.0.2")  # the controller's proxy variables point here; it must see nothing
+    hosts, lookups = 4, 4
+    inventory = "".join(f"vm{n} ansible_connection=local\n" for n in range(hosts))
+    env = {name: trap.url for name in PROXY_ENV if name.lower() != "no_proxy"}
+    env.update(no_proxy="", NO_PROXY="")
+    runs: dict[str, object] = {}
+    spans: dict[str, tuple[float, float]] = {}
+
+    def play(name: str) -> None:
+        import time
+
+        start = time.monotonic()
+        runs[name] = playbook(TWO_PLAYS, extra_vars={"endpoint": emu.url, "lookups": lookups},
+                              inventory=inventory, cfg=f"forks = {hosts}\n", env=env)
+        spans[name] = (start, time.monotonic())
+
+    import threading
+
+    threads = [threading.Thread(target=play, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    trap.stop()
+
+    times = sorted(r["time"] for r in emu.requests)
+    expected = 2 * hosts * (1 + lookups)
+    per_second = busiest(times, 1.0)
+    overall = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+    overlap = min(end for _, end in spans.values()) - max(start for start, _ in spans.values())
+    row = {"scenario": f"two plays at once, {hosts} forks each, module + live lookup (cache_ttl=0)",
+           "expected": "all answers; <= 5 requests in any 1 s; the proxy sees nothing",
+           "observed": f"{len(times)} requests in {times[-1] - times[0]:.1f} s ({overall:.1f}/s), "
+                       f"at most {per_second} in any 1 s; plays overlapped {overlap:.1f} s",
+           "seconds": times[-1] - times[0], "task": max(r.seconds for r in runs.values()),
+           "bound": expected / 5 + 5, "requests": len(times), "result": "FAIL"}
+    register(request.config).add(row)
+
+    for name, run in runs.items():
+        assert run.returncode == 0, f"play {name}:\n{run.output}"
+        assert "Traceback" not in run.output
+        for n in range(hosts):
+            saved = run.read_json(f"vm{n}.json")
+            assert saved == {"facts": VM_ID, "lookups": [VM_ID] * lookups}
+    assert overlap > 3, "the two plays ran at the same time"
+    assert len(times) == expected, [r["path"] for r in emu.requests]
+    assert {r["status"] for r in emu.requests} == {200}
+    assert all(r["headers"].get("metadata") == "true" and "x-forwarded-for" not in r["headers"]
+               for r in emu.requests)
+    # A request holds its place in the shared window from admission to its end, and
+    # counts for one second after: so arrivals too keep to 5 in any second (the 1 ms is
+    # the rounding of the window file's 6 decimals).
+    assert busiest(times, 0.999) <= 5, times
+    assert overall <= 5.0
+    assert trap.contacts == []
+    row["result"] = "pass"

@@ -199,8 +199,15 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def printable(text: str, limit: int = 300) -> str:
+    """Text from a server, fit for a one-line message: no line breaks, terminal escapes or
+    other invisible characters (they are shown escaped, as ``\\n``), at most ``limit`` characters."""
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
 def _error_text(body: bytes) -> tuple[str | None, list[str] | None]:
-    """The ``error`` text and ``newest-versions`` list of an IMDS error body, if any."""
+    """The ``error`` text and ``newest-versions`` list of an IMDS error body, if any (printable)."""
     try:
         doc = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -214,8 +221,8 @@ def _error_text(body: bytes) -> tuple[str | None, list[str] | None]:
     if isinstance(doc.get("error_description"), str):
         text = f"{text}: {doc['error_description']}" if text else doc["error_description"]
     newest = doc.get("newest-versions")
-    versions = [v for v in newest if isinstance(v, str)] if isinstance(newest, list) else None
-    return text, versions
+    versions = [printable(v, 40) for v in newest if isinstance(v, str)] if isinstance(newest, list) else None
+    return (printable(text) if text is not None else None), versions
 
 
 class ImdsClient:

@@ -25,8 +25,8 @@ from tests.integration.faults.report import register
 
 T = 2.0  # per-request timeout (seconds)
 R = 3.0  # retry_timeout for scenarios that must give up
-EPS = 1.5  # parse, normalize, exit (on a loaded runner)
-OVERHEAD = 10.0  # what a task costs around the module on a loaded runner
+EPS = 3.0  # parse, normalize, exit, on a loaded runner (the bounds that prove a deadline are far from it)
+OVERHEAD = 20.0  # what a task costs around the module on a loaded runner
 FAIL_FAST = {"timeout": T, "retry_timeout": R}
 NEWEST = "2025-04-07"
 LINUX = profile_document("linux")
@@ -78,7 +78,7 @@ def honoured_retry_after(outcome: Outcome) -> None:
     assert statuses(outcome) == [400, 429, 200]
     assert versions_asked(outcome) == [NEWEST, "2021-02-01", "2021-02-01"]
     waited = outcome.requests[2]["time"] - outcome.requests[1]["time"]
-    assert 0.95 <= waited < 2.0, f"waited {waited:.2f} s after Retry-After: 1"
+    assert 0.95 <= waited < 1.0 + EPS, f"waited {waited:.2f} s after Retry-After: 1"
 
 
 def gave_up_at_once_on_long_retry_after(outcome: Outcome) -> None:
@@ -130,6 +130,14 @@ def nulls_kept(outcome: Outcome) -> None:
     assert facts["azure_location"] == LINUX["compute"]["location"]
     assert facts["azure_private_ipv4"] is None
     assert facts["azure_compute"]["name"] is None
+
+
+def one_clean_line(outcome: Outcome) -> None:
+    message = outcome.hosts[0].msg
+    assert message.isprintable(), repr(message)  # no line break, no terminal escape from the server
+
+
+FORGED = 'Bad request\nok: [web01] => {"azure_vm_id": "forged"}\u001b[2K'
 
 
 def body(text: str, status: int = 200, content_type: str = "application/json") -> dict:
@@ -195,6 +203,9 @@ SCENARIOS = [
              FAIL_FAST, words=("timed out",), check=attempts(1)),
     Scenario("dribbles 1 byte/s", "fails after timeout (whole response)", T + EPS, False, {"dribble": 1},
              FAIL_FAST, words=("timed out while reading the response body",), check=attempts(1)),
+    Scenario("headers dribbled 1 byte/s", "fails after timeout, not retried", T + EPS, False, options=FAIL_FAST,
+             endpoint="slow_headers", words=("timed out waiting for the status line and headers",),
+             check=attempts(1)),
     Scenario("body shorter than Content-Length", "fails after 2 retries: truncated", GIVES_UP, False,
              {"truncate": True}, FAIL_FAST, words=("the response ended after", "after 3 attempts"),
              check=attempts(3)),
@@ -215,6 +226,12 @@ SCENARIOS = [
     Scenario("invalid UTF-8", "fails: not UTF-8", AT_ONCE, False,
              {"body": {"base64": base64.b64encode(b'{"compute": {"name": "caf\xff"}}').decode()}}, FAIL_FAST,
              words=("not UTF-8", "invalid start byte")),
+    Scenario("error text with a line break and a terminal escape", "fails: the text shown escaped, on one line",
+             AT_ONCE, False, body(json.dumps({"error": FORGED}), status=400), FAIL_FAST,
+             words=("IMDS answered 400", "Bad request\\nok: [web01]", "\\x1b[2K"), check=one_clean_line),
+    Scenario("an error body with 200 and a line break", "fails: not an instance document, on one line", AT_ONCE,
+             False, body(json.dumps({"error": FORGED})), FAIL_FAST,
+             words=("IMDS answered with an error", "Bad request\\nok: [web01]"), check=one_clean_line),
     Scenario("a duplicate key (vmId twice)", "facts, last value wins, with a warning", AT_ONCE, True,
              body(DUPLICATE), FAIL_FAST, words=("named the key 'vmId' twice", "the last value was used"),
              vm_id="second-value-wins", check=duplicate_key_reported),
@@ -295,7 +312,7 @@ def test_scenario(matrix, scenario, request):
         assert sent["headers"].get("metadata") == "true" and "x-forwarded-for" not in sent["headers"], sent
     if outcome.client_seconds is None:  # nothing reached IMDS: the whole module was quick
         assert scenario.endpoint == "closed"
-        assert outcome.module_seconds <= scenario.bound + OVERHEAD / 2
+        assert outcome.module_seconds <= OVERHEAD
     else:
         assert outcome.client_seconds <= scenario.bound, \
             f"{outcome.client_seconds:.2f} s from the first request, bound {scenario.bound:g} s"
@@ -373,7 +390,7 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
            "observed": f"{len(times)} requests in {times[-1] - times[0]:.1f} s ({overall:.1f}/s), "
                        f"at most {per_second} in any 1 s; plays overlapped {overlap:.1f} s",
            "seconds": times[-1] - times[0], "task": max(r.seconds for r in runs.values()),
-           "bound": expected / 5 + 5, "requests": len(times), "result": "FAIL"}
+           "bound": expected / 2.5, "requests": len(times), "result": "FAIL"}
     register(request.config).add(row)
 
     for name, run in runs.items():
@@ -393,4 +410,5 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
     assert busiest(times, 0.999) <= 5, times
     assert overall <= 5.0
     assert trap.contacts == []
+    assert times[-1] - times[0] <= row["bound"], "throughput at least half the limit"
     row["result"] = "pass"

@@ -120,11 +120,60 @@ class Trap:
         self._server.server_close()
 
 
+class SlowHeaders:
+    """A server that answers every request with a status line and then one header byte a second.
+
+    The emulator's ``dribble`` slows the body; this slows what comes before it, which a
+    per-read timeout never ends. It logs requests as the emulator does (time, method,
+    path, lower-cased headers).
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.requests: list[dict] = []
+        self._stop = threading.Event()
+        slow = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                received = time.monotonic()
+                request_line = self.rfile.readline(8192).decode("latin-1").split()
+                headers = {}
+                for line in iter(lambda: self.rfile.readline(8192), b""):
+                    if line in (b"\r\n", b"\n"):
+                        break
+                    name, _colon, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                target = request_line[1] if len(request_line) > 1 else ""
+                slow.requests.append({"time": received, "method": request_line[0] if request_line else "",
+                                      "path": target.split("?")[0], "headers": headers, "status": 200})
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 3600:
+                    if slow._stop.wait(1.0):
+                        return
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server((host, 0), Handler)
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @dataclass
 class Stage:
     """What one scenario runs against; handed to the scenario's callables."""
 
-    emulator: Any = None  # imds_emulator.Emulator, or None for a closed port
+    emulator: Any = None  # imds_emulator.Emulator or SlowHeaders, None for a closed port
     trap: Trap | None = None
     endpoint: str = ""
 
@@ -159,7 +208,7 @@ class Scenario:
     words: tuple[str, ...] = ()
     hosts: int = 1
     profile: str = "linux"
-    endpoint: str = "emulator"  # or "closed": a port where nothing listens
+    endpoint: str = "emulator"  # or "closed" (a port where nothing listens) or "slow_headers" (SlowHeaders)
     trap: bool = False
     vm_id: str | None = None  # the vmId the facts must show; None: the profile's
     check: Callable[["Outcome"], None] | None = None
@@ -285,6 +334,9 @@ def run_matrix(scenarios: list[Scenario], tmp_path: Path, forks: int = 8,
                 stage.trap = Trap("127.0.0.2")
             if scenario.endpoint == "closed":
                 stage.endpoint = f"http://127.0.0.1:{closed_port()}"
+            elif scenario.endpoint == "slow_headers":
+                stage.emulator = SlowHeaders()
+                stage.endpoint = stage.emulator.url
             else:
                 faults = scenario.faults(stage) if callable(scenario.faults) else scenario.faults
                 stage.emulator = emulator_class()(host="127.0.0.1", port=0, profile=scenario.profile,

@@ -34,7 +34,7 @@ def test_every_example_is_tested():
 
 
 def test_track_vm_by_vmid(emulator, playbook, tmp_path):
-    fleet = make_fleet(emulator, tmp_path, 3)
+    fleet = make_fleet(emulator, tmp_path, 2)
     result = run_example(playbook, "track-vm-by-vmid.yml", fleet.inventory,
                          vm_id_file="{{ out_dir }}/{{ inventory_hostname }}.vm-id").check()
     for vm in fleet.vms:
@@ -47,7 +47,7 @@ def test_track_vm_by_vmid(emulator, playbook, tmp_path):
 
 
 def test_track_vm_by_vmid_refuses_the_same_vm_twice(emulator, playbook, tmp_path):
-    fleet = make_fleet(emulator, tmp_path, 2)
+    fleet = make_fleet(emulator, tmp_path, 1)
     twice = fleet.inventory + f"alias ansible_connection=local imds_endpoint={fleet.vms[0].emulator.url}\n"
     result = run_example(playbook, "track-vm-by-vmid.yml", twice,
                          vm_id_file="{{ out_dir }}/{{ inventory_hostname }}.vm-id")
@@ -58,7 +58,7 @@ def test_track_vm_by_vmid_refuses_the_same_vm_twice(emulator, playbook, tmp_path
 
 
 def test_placement_by_fault_domain(emulator, playbook, tmp_path):
-    fleet = make_fleet(emulator, tmp_path, 6, fault_domains=3, update_domains=2)
+    fleet = make_fleet(emulator, tmp_path, 4, fault_domains=3, update_domains=2)
     result = run_example(playbook, "placement-by-fault-domain.yml", fleet.inventory).check()
     by_domain = sorted(fleet.vms, key=lambda vm: (vm.fault_domain, vm.host))
     table = (result.out_dir / "hdfs-topology.table").read_text()
@@ -133,7 +133,7 @@ def test_which_azure_cloud(emulator, playbook, tmp_path):
 
 @pytest.mark.parametrize("profile", ["linux", "no-public-ip"])
 def test_public_ip_as_text(emulator, playbook, tmp_path, profile):
-    fleet = make_fleet(emulator, tmp_path, 2, profile=profile)
+    fleet = make_fleet(emulator, tmp_path, 1, profile=profile)
     result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory,
                          public_ip_file="{{ out_dir }}/{{ inventory_hostname }}.public-ip").check()
     for vm in fleet.vms:

@@ -280,7 +280,7 @@ def matrix(request, tmp_path_factory):
     scenarios = [s for s in SCENARIOS if s.name in selected] or SCENARIOS
     outcomes = run_matrix(scenarios, tmp_path_factory.mktemp("fault-matrix"))
     run = next(iter(outcomes.values())).run
-    report.wall["metadata_facts matrix"] = run.seconds
+    report.wall["the one ansible-playbook run of the metadata_facts scenarios"] = run.seconds
     return outcomes
 
 
@@ -411,4 +411,48 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
     assert overall <= 5.0
     assert trap.contacts == []
     assert times[-1] - times[0] <= row["bound"], "throughput at least half the limit"
+    row["result"] = "pass"
+
+
+# -- a 50 MiB body: refused at 4 MiB, memory bounded ----------------------------------
+
+MEMORY_PROBE = """
+import resource, sys
+sys.path.insert(0, sys.argv[3])
+from ansible_collections.imds.azure.plugins.module_utils import _http
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
+client = ImdsClient(getattr(_http, sys.argv[2])(), endpoint=sys.argv[1], timeout=20, retry_timeout=0)
+try:
+    outcome = "facts" if client.instance().data else "empty"
+except ImdsError as exc:
+    outcome = exc.kind
+print(outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("transport", ["FetchUrlTransport", "OpenUrlTransport"])
+def test_50_mib_body_is_refused_with_bounded_memory(emulator, transport, request):
+    """The client stops reading at 4 MiB: its peak memory grows by about that, not by 50 MiB."""
+    import subprocess
+    import sys
+
+    from tests.utils.paths import collections_path
+
+    def probe(url):
+        proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, url, transport, str(collections_path())],
+                              capture_output=True, text=True, timeout=120, check=True)
+        outcome, kib = proc.stdout.split()
+        return outcome, int(kib) / 1024
+
+    normal = emulator(profile="linux")
+    huge = emulator(profile="linux", faults={"body_size": 50 * 1024 * 1024})
+    base_outcome, base_mib = probe(normal.url)
+    outcome, peak_mib = probe(huge.url)
+    row = {"scenario": f"a 50 MiB body, peak memory ({transport})", "expected": "refused; peak grows < 16 MiB",
+           "observed": f"{outcome}; peak {peak_mib:.0f} MiB vs {base_mib:.0f} MiB for a normal document",
+           "seconds": None, "task": None, "bound": "16 MiB", "requests": len(huge.requests), "result": "FAIL"}
+    register(request.config).add(row)
+    assert base_outcome == "facts"
+    assert outcome == "too_large"
+    assert peak_mib - base_mib < 16, f"{peak_mib - base_mib:.1f} MiB more than for a normal document"
     row["result"] = "pass"

@@ -395,10 +395,13 @@ def markdown_table(rows: list[dict]) -> str:
     def seconds(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f}"
 
+    def bound(value: object) -> str:
+        return f"{value:g}" if isinstance(value, (int, float)) else cell(value)
+
     lines = ["| scenario | expected | observed | seconds | bound | task | requests | result |",
              "|---|---|---|---:|---:|---:|---:|---|"]
     for row in rows:
         lines.append(f"| {cell(row['scenario'])} | {cell(row['expected'])} | {cell(row['observed'])} | "
-                     f"{seconds(row['seconds'])} | {row['bound']:g} | {seconds(row['task'])} | {row['requests']} | "
+                     f"{seconds(row['seconds'])} | {bound(row['bound'])} | {seconds(row['task'])} | {row['requests']} | "
                      f"{row['result']} |")
     return "\n".join(lines) + "\n"

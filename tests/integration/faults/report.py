@@ -35,8 +35,8 @@ class MatrixReport:
 
     def text(self) -> str:
         failed = sum(1 for row in self.rows if row["result"] != "pass")
-        runs = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.wall.items())
-        header = (f"{len(self.rows)} scenarios, {failed} failed; ansible-playbook runs: {runs}; "
+        runs = "".join(f"; {name}: {seconds:.0f} s" for name, seconds in self.wall.items())
+        header = (f"{len(self.rows)} scenarios, {failed} failed{runs}; "
                   f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
                   f"{time.strftime('%Y-%m-%d', time.gmtime(self.started))}\n\n")
         return header + markdown_table(self.rows)

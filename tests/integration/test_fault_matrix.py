@@ -159,8 +159,8 @@ WITH_NULLS["compute"].update(name=None, vmSize=None)
 for _nic in WITH_NULLS["network"]["interface"]:
     for _address in _nic["ipv4"]["ipAddress"]:
         _address["privateIpAddress"] = None
-PROXY_ENV = {name: "{trap}" for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
-                                          "all_proxy", "ALL_PROXY")}
+PROXY_NAMES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+PROXY_ENV = {name: "{trap}" for name in PROXY_NAMES}
 PROXY_ENV.update(no_proxy="", NO_PROXY="")
 GIVES_UP = R + T + EPS
 AT_ONCE = EPS
@@ -384,7 +384,7 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
     expected = 2 * hosts * (1 + lookups)
     per_second = busiest(times, 1.0)
     overall = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-    overlap = min(end for _, end in spans.values()) - max(start for start, _ in spans.values())
+    overlap = min(span_[1] for span_ in spans.values()) - max(span_[0] for span_ in spans.values())
     row = {"scenario": f"two plays at once, {hosts} forks each, module + live lookup (cache_ttl=0)",
            "expected": "all answers; <= 5 requests in any 1 s; the proxy sees nothing",
            "observed": f"{len(times)} requests in {times[-1] - times[0]:.1f} s ({overall:.1f}/s), "

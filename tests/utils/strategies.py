@@ -174,7 +174,7 @@ def _value(name: str, spec: _Spec, version: str, draw, depth: int) -> Any:
     if kind == "object":
         return _object(spec, version, draw, depth + 1)
     if kind == "list":
-        return [_object(spec, version, draw, depth + 1) for _ in range(draw(st.integers(0, 3)))]
+        return [_object(spec, version, draw, depth + 1) for dummy in range(draw(st.integers(0, 3)))]
     if kind == "int":
         return draw(st.one_of(st.integers(0, 100).map(str), NUMERIC_LOOKING, st.integers(-5, 2 ** 70), strings()))
     if kind == "bool":

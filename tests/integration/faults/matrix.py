@@ -359,9 +359,10 @@ def run_matrix(scenarios: list[Scenario], tmp_path: Path, forks: int = 8,
         cfg = (f"forks = {forks}\ncallback_plugins = {CALLBACKS}\ncallbacks_enabled = fault_timer\n"
                "internal_poll_interval = 0.001\n")
         wall_offset = time.time() - time.monotonic()
+        env = {"FAULT_TIMER_FILE": str(timer), "FAULT_MODULE_TIMES": str(module_times),
+               "ANSIBLE_PYTHON_INTERPRETER": str(python), **(extra_env or {})}
         run = run_playbook(PLAYBOOK, tmp_path, extra_vars={"scenarios": hostvars}, inventory=inventory,
-                           cfg=cfg, timeout=600, env={"FAULT_TIMER_FILE": str(timer), "FAULT_MODULE_TIMES": str(module_times),
-                                            "ANSIBLE_PYTHON_INTERPRETER": str(python), **(extra_env or {})})
+                           cfg=cfg, timeout=600, env=env)
         lines = [json.loads(line) for line in timer.read_text(encoding="utf-8").splitlines()] if timer.exists() else []
         by_host = {line["host"]: HostResult(line["host"], line["status"], line["seconds"], line["start"],
                                             line["end"], line["result"])

@@ -10,7 +10,6 @@ import os
 import platform
 import re
 import time
-from pathlib import Path
 
 from tests.utils.paths import REPO
 

@@ -11,6 +11,7 @@ normalization. Figures are medians over fresh processes.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,14 +38,17 @@ PLAYBOOK = """- name: keep the payloads
 """
 
 
-def wall(cmd: list[str], cwd: Path, expect: str = "") -> tuple[float, str]:
-    """Seconds the command took, and its stderr; its output must contain ``expect``."""
+def wall(cmd: list[str], cwd: Path, expect: str = "") -> tuple[float, float, str]:
+    """Wall and CPU (user + system) seconds of the command, and its stderr; its output must contain ``expect``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     proc = subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0 or expect not in proc.stdout:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return seconds, proc.stderr
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return seconds, cpu, proc.stderr
 
 
 def request_imports(stderr: str) -> tuple[float, list[str]]:
@@ -78,27 +82,34 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
         dmi.write_text(AZURE_ASSET_TAG + "\n", encoding="ascii")
         driver = [sys.executable, "-B", "-X", "importtime", str(BENCH / "_profile_driver.py"), str(payload),
                   str(payload / "args"), str(workdir / "phases.json"), str(dmi)]
-        walls: dict[str, list[float]] = {"python -c pass": [], "AnsiballZ_ping.py": [],
-                                         "AnsiballZ_metadata_facts.py": []}
+        commands = {"python -c pass": ([sys.executable, "-c", "pass"], ""),
+                    "AnsiballZ_ping.py": ([sys.executable, str(ping)], '"ping": "pong"'),
+                    "AnsiballZ_metadata_facts.py": ([sys.executable, str(facts)], DETECTED)}
+        walls: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
         phases: dict[str, list[float]] = {}
         lazy: list[str] = []
         for _ in range(rounds):
-            walls["python -c pass"].append(wall([sys.executable, "-c", "pass"], workdir)[0])
-            walls["AnsiballZ_ping.py"].append(wall([sys.executable, str(ping)], workdir, '"ping": "pong"')[0])
-            walls["AnsiballZ_metadata_facts.py"].append(wall([sys.executable, str(facts)], workdir, DETECTED)[0])
-            stderr = wall(driver, workdir, DETECTED)[1]
+            for name, (cmd, expect) in commands.items():
+                seconds, cpu, _stderr = wall(cmd, workdir, expect)
+                walls[name].append(seconds)
+                cpus[name].append(cpu)
+            stderr = wall(driver, workdir, DETECTED)[2]
             found = json.loads((workdir / "phases.json").read_text(encoding="utf-8"))
             found["imports made by the request"], lazy = request_imports(stderr)
             found["request"] -= found["imports made by the request"]
             for key, value in found.items():
                 phases.setdefault(key, []).append(value)
-    metrics = {f"process {key}": metric(median(values) * 1000, "ms", spread=[v * 1000 for v in values])
-               for key, values in walls.items()}
-    metrics["payload ratio facts/ping"] = metric(
-        ratio(median(walls["AnsiballZ_metadata_facts.py"]), median(walls["AnsiballZ_ping.py"])), "ratio",
-        note="on the host only: no controller, no connection plugin")
-    metrics["payload extra facts-ping"] = metric(
-        (median(walls["AnsiballZ_metadata_facts.py"]) - median(walls["AnsiballZ_ping.py"])) * 1000, "ms")
+    metrics = {}
+    for name in commands:
+        metrics[f"wall {name}"] = metric(median(walls[name]) * 1000, "ms", spread=[v * 1000 for v in walls[name]])
+        metrics[f"cpu {name}"] = metric(median(cpus[name]) * 1000, "ms", spread=[v * 1000 for v in cpus[name]],
+                                        note="user + system CPU of the process; steadier than wall on a busy machine")
+    for kind, data in (("wall", walls), ("cpu", cpus)):
+        facts_s, ping_s = median(data["AnsiballZ_metadata_facts.py"]), median(data["AnsiballZ_ping.py"])
+        metrics[f"{kind} payload ratio facts/ping"] = metric(ratio(facts_s, ping_s), "ratio",
+                                                             note="on the host only: no controller, no connection")
+        metrics[f"{kind} payload extra facts-ping"] = metric((facts_s - ping_s) * 1000, "ms")
     phases["request (network, 3 ms latency)"] = phases.pop("request")
     for key, values in phases.items():
         metrics[f"phase {key}"] = metric(median(values) * 1000, "ms", spread=[v * 1000 for v in values])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import stat
 import tempfile
 import time
 import typing as t
@@ -108,11 +109,15 @@ class RateLimiter:
         With ``hold`` > 0 the request keeps its place until ``done(stamp)``, or for at
         most ``hold`` seconds.
         """
+        waited = 0.0
         while True:
             wait = self._update(self._admit)
             if wait is None:
                 return self._stamp
+            if waited >= max(self.hold, 1.0) + 1.0:  # longer than any honest window: the file lies
+                return self._update(self._admit_anyway)
             self.sleep(wait)
+            waited += wait
 
     def done(self, stamp: float | None) -> None:
         """The request admitted at ``stamp`` is over: it counts for one second from now."""
@@ -135,8 +140,15 @@ class RateLimiter:
             self._local, result = change(self._current(self._local))
             return result
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            # never through a link, and only our own file that nobody else may write: in a
+            # shared /tmp another user can create this name first
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError:
+            self._local, result = change(self._current(self._local))
+            return result
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            os.close(fd)
             self._local, result = change(self._current(self._local))
             return result
         try:
@@ -172,13 +184,19 @@ class RateLimiter:
         """Admit a request (result None) or say how long to wait before trying again."""
         entries = self._current(entries)
         now = self.clock()
-        busy = sorted(now if until is not None else x for x, until in entries)  # under way: busy now
+        busy = sorted((now, True) if until is not None else (x, False) for x, until in entries)  # under way: busy now
         if len(busy) >= self.rate:
-            wait = 1.0 - (now - busy[-self.rate])
+            blocker, under_way = busy[-self.rate]
+            wait = 1.0 - (now - blocker)
             if wait > 1e-6:
-                return entries, (self.POLL if busy[-self.rate] == now else wait)
+                return entries, (self.POLL if under_way else wait)
         self._stamp = now
         return entries + [(now, now + self.hold if self.hold > 0 else None)], None
+
+    def _admit_anyway(self, entries: list[tuple[float, float | None]]) -> tuple[list[tuple[float, float | None]], float]:
+        now = self.clock()
+        self._stamp = now
+        return self._current(entries) + [(now, now + self.hold if self.hold > 0 else None)], now
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -385,6 +403,10 @@ class ImdsClient:
         duplicates: list[str] = []
         try:
             data = json.loads(text, object_pairs_hook=lambda pairs: _last_wins(pairs, duplicates))
+        except RecursionError:
+            raise ImdsError(f"IMDS at {url} (api-version {version}) answered with JSON nested deeper than Python "
+                            "can read; an instance document is a few levels deep. Something other than IMDS "
+                            "answered.", url=url, status=200, api_version=version, kind="body") from None
         except ValueError as exc:
             snippet = text[:60].replace("\n", " ")
             raise ImdsError(f"IMDS at {url} (api-version {version}) answered with a body that is not JSON "

@@ -293,3 +293,45 @@ def test_token_from_the_lookup_stays_out_of_output_and_disk(emulator, playbook, 
     else:  # the control: without no_log the token shows, so the search above would have found it
         assert JWT_HEADER in result.output
     assert "/metadata/identity/oauth2/token" in [r["path"] for r in emu.requests]
+
+
+INJECTION_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Gather
+      imds.azure.metadata_facts:
+        endpoint: "{{ endpoint }}"
+    - name: Use the facts in templates, as plays do
+      ansible.builtin.debug:
+        msg: "name={{ ansible_facts['azure_name'] }} tag={{ ansible_facts['azure_tags']['owner'] }}"
+    - name: And the lookup, live on the controller
+      ansible.builtin.debug:
+        msg: "live={{ lookup('imds.azure.metadata', 'compute/name', source='live', endpoint=endpoint) }}"
+    - name: Save the facts
+      ansible.builtin.copy:
+        content: "{{ {'name': ansible_facts['azure_name'], 'tags': ansible_facts['azure_tags']} | to_json }}"
+        dest: "{{ out_dir }}/facts.json"
+        mode: "0600"
+"""
+
+
+def test_a_malicious_document_sets_values_but_runs_nothing(emulator, playbook, tmp_path):
+    """Fact values that are Jinja templates stay text: neither the module's facts nor the lookup's answer
+    is ever rendered as a template, so IMDS (or whoever answers in its place) cannot run code."""
+    canary = tmp_path / "pwned"
+    payload = "{{ lookup('ansible.builtin.pipe', 'touch " + str(canary) + "') }}"
+    document = json.loads(PROFILE.read_text(encoding="utf-8"))
+    document["compute"]["name"] = payload
+    document["compute"]["tagsList"] = [{"name": "owner", "value": payload}]
+    document["compute"]["tags"] = "owner:" + payload
+    path = tmp_path / "malicious.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    emu = emulator(profile_file=path)
+    result = playbook(INJECTION_PLAY, extra_vars={"endpoint": emu.url},
+                      inventory="localhost ansible_connection=local\n").check()
+    assert not canary.exists(), "a fact value was rendered as a template"
+    facts = result.read_json("facts.json")
+    assert facts["name"] == payload and facts["tags"] == {"owner": payload}
+    assert f"name={payload} tag={payload}" in result.stdout
+    assert f"live={payload}" in result.stdout

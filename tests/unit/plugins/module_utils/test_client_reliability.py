@@ -170,3 +170,50 @@ def test_the_client_gives_its_place_back_when_a_request_is_over(tmp_path):
         entries = handle.read().split()
     assert len(entries) == 3 and not any(":" in entry for entry in entries)  # none left under way
     assert [float(e) for e in entries] == pytest.approx([s + 0.3 for s in transport.sent])  # counted from their end
+
+
+# -- the window file lives in a shared /tmp: never follow a link, never trust another's file
+
+def test_the_window_file_is_never_opened_through_a_link(tmp_path):
+    clock = FakeClock()
+    limiter = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path), hold=6.0)
+    precious = tmp_path / "precious"
+    precious.write_text("a file the attacker wants truncated\n")
+    (tmp_path / limiter.path.rsplit("/", 1)[1]).symlink_to(precious)
+    for dummy in range(7):
+        limiter.done(limiter.acquire())
+    assert precious.read_text() == "a file the attacker wants truncated\n"
+    assert clock.sleeps and clock.sleeps[0] > 0.9  # the sixth waited: limited in this process instead
+
+
+def test_a_window_file_others_may_write_is_ignored(tmp_path):
+    clock = FakeClock()
+    limiter = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path), hold=6.0)
+    with open(limiter.path, "w", encoding="ascii") as handle:
+        handle.write(" ".join(f"{clock.now:.6f}:{clock.now + 3000:.6f}" for dummy in range(5)))
+    import os
+
+    os.chmod(limiter.path, 0o666)
+    stamp = limiter.acquire()
+    assert stamp == clock.now and clock.sleeps == []  # its five "requests under way" did not count
+
+
+def test_lies_in_our_own_window_file_cost_a_bounded_wait(tmp_path):
+    clock = FakeClock()
+    limiter = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path), hold=6.0)
+    with open(limiter.path, "w", encoding="ascii") as handle:  # five requests "under way" for 50 minutes
+        handle.write(" ".join(f"{clock.now:.6f}:{clock.now + 3000:.6f}" for dummy in range(5)))
+    start = clock.now
+    stamp = limiter.acquire()
+    assert stamp - start <= 6.0 + 1.0 + RateLimiter.POLL + 1e-6
+
+
+def test_json_nested_too_deep_is_an_imds_error_not_a_crash():
+    class Deep(Transport):
+        def request(self, method, url, headers, data, timeout, max_bytes):
+            return HttpResponse(200, {}, b'{"compute": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+
+    client = ImdsClient(Deep(), endpoint="http://127.0.0.1:9", retry_timeout=0)
+    with pytest.raises(ImdsError) as caught:
+        client.instance()
+    assert caught.value.kind == "body" and "nested deeper than Python can read" in str(caught.value)

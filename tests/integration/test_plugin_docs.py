@@ -40,6 +40,13 @@ def expected() -> dict[str, set[str]]:
     return found
 
 
+def ours(stderr: str) -> list[str]:
+    """Warnings and errors, less those ansible-core gives about its own internal collections
+    (2.21 warns that ansible._protomatter has no MANIFEST.json when it renders a role)."""
+    return [line for line in stderr.splitlines()
+            if ("[WARNING]" in line or "[ERROR]" in line) and "/_internal/ansible_collections/" not in line]
+
+
 def ansible_doc(tmp_path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([ANSIBLE_DOC, *args], env=ansible_env(tmp_path), cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=120, check=False)
@@ -64,7 +71,7 @@ def test_listed_and_rendered(tmp_path, plugin_type):
 
     rendered = ansible_doc(tmp_path, "-t", plugin_type, *sorted(names))
     assert rendered.returncode == 0, rendered.stderr
-    assert "[WARNING]" not in rendered.stderr and "[ERROR]" not in rendered.stderr, rendered.stderr
+    assert ours(rendered.stderr) == [], rendered.stderr
     for name in names:  # the header line: "> MODULE imds.azure.x (path)", "> ROLE: *imds.azure.y*", ...
         assert re.search(rf"^> .*{re.escape(name)}\b", rendered.stdout, re.M | re.I), name
     dumped = ansible_doc(tmp_path, "-t", plugin_type, "--json", *sorted(names))

@@ -241,9 +241,10 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._client import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, ImdsClient, ImdsError
-from ..module_utils._detect import DMI_ASSET_TAG_PATH, PROBE_TIMEOUT, NotOnAzure, call_detecting
+from ..module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
 from ..module_utils._http import FetchUrlTransport
 from ..module_utils._normalize import ImdsDocumentError, normalize
+
 
 def select(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
     """Keep the facts whose name, with or without the ansible_ prefix, matches a pattern."""

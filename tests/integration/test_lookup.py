@@ -108,8 +108,9 @@ def test_facts_source_answers_for_the_remote_host(machines, playbook, tmp_path):
 
     # vm2 is not an Azure VM (its facts say so): every lookup with a default gives the default
     vm2 = result.read_json("vm2.json")
-    assert {k: v for k, v in vm2.items() if k != "missing_message"} == {"vm_id": None, "name": None, "private_ip": None, "network": None, "tags": [],
-                   "compute_text": "", "interface_text": "", "several": ["?", "?", "?"], "missing": "fallback"}
+    expected = {"vm_id": None, "name": None, "private_ip": None, "network": None, "tags": [],
+                "compute_text": "", "interface_text": "", "several": ["?", "?", "?"], "missing": "fallback"}
+    assert {k: v for k, v in vm2.items() if k != "missing_message"} == expected
     assert (result.out_dir / "all.txt").read_text() == f"vm1 {vm1['vm_id']}\nvm2 -\n"
 
     missing = vm1["missing_message"]
@@ -139,7 +140,7 @@ def test_remote_host_without_facts(machines, playbook):
 
 
 def test_live_source_one_request_for_the_whole_run(machines, playbook):
-    _, controller_imds = machines
+    controller_imds = machines[1]
     result = playbook(HERE / "live.yml", inventory=inventory(CONTROLLERS), args=("--forks", "3"),
                       extra_vars={"imds_paths": LEAVES},
                       cfg=f"[imds_azure]\nendpoint = {controller_imds.url}\n").check()
@@ -154,7 +155,7 @@ def test_live_source_one_request_for_the_whole_run(machines, playbook):
 
 
 def test_every_path_as_json_and_text_equals_imds(machines, playbook):
-    _, controller_imds = machines
+    controller_imds = machines[1]
     paths = list(all_paths(data(controller_imds, "")))
     assert len(paths) > 80
     result = playbook(HERE / "answers.yml", extra_vars={"imds_paths": paths},
@@ -172,7 +173,7 @@ def test_every_path_as_json_and_text_equals_imds(machines, playbook):
 
 
 def test_pinned_old_api_version(machines, playbook):
-    _, controller_imds = machines
+    controller_imds = machines[1]
     result = playbook(HERE / "pinned.yml", env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
     assert [r["query"] for r in imds_requests(controller_imds)] == [{"api-version": "2017-08-01"}]
     pinned = result.read_json("pinned.json")
@@ -186,7 +187,7 @@ def test_pinned_old_api_version(machines, playbook):
 
 
 def test_token_stays_out_of_the_output(machines, playbook):
-    _, controller_imds = machines
+    controller_imds = machines[1]
     result = playbook(HERE / "token.yml", args=("-vvv",),
                       env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
     token = (result.out_dir / "token.txt").read_text()
@@ -200,11 +201,11 @@ def test_token_stays_out_of_the_output(machines, playbook):
 
 @pytest.mark.slow
 def test_two_runs_at_once_keep_to_five_requests_per_second(machines, playbook):
-    _, controller_imds = machines
+    controller_imds = machines[1]
     env = {"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}
     results = []
     runs = [threading.Thread(target=lambda: results.append(playbook(HERE / "rate.yml", env=env)))
-            for _ in range(2)]
+            for dummy in range(2)]
     for run in runs:
         run.start()
     for run in runs:

@@ -112,7 +112,7 @@ def test_failures_are_remembered_and_raised_again(tmp_path):
     cache = InstanceCache(str(tmp_path), ttl=60, lock_wait=1)
     fetch = Fetches({"error": {"message": "IMDS answered 500", "hint": "", "not_azure": False, "status": 500,
                                "kind": "http", "api_version": "2025-04-07"}})
-    for _ in range(3):
+    for dummy in range(3):
         with pytest.raises(ImdsError) as info:
             cache.get(SETTINGS, fetch)
         assert info.value.status == 500 and str(info.value) == "IMDS answered 500"
@@ -165,7 +165,7 @@ def _fork_worker(directory, log):
 def test_forks_that_miss_together_fetch_once(tmp_path):
     log = tmp_path / "fetches.log"
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_fork_worker, args=(str(tmp_path), str(log))) for _ in range(8)]
+    workers = [context.Process(target=_fork_worker, args=(str(tmp_path), str(log))) for dummy in range(8)]
     for worker in workers:
         worker.start()
     for worker in workers:

@@ -346,7 +346,7 @@ def test_controller_that_may_be_azure_probes_once_then_remembers(lookup, imds, m
     fake = imds("linux")
     fake.script("/metadata/instance", TIMEOUT)
     monkeypatch.setattr(_detect, "dmi_evidence", lambda path: Evidence(None, "no DMI data"))
-    for _ in range(5):
+    for dummy in range(5):
         assert lookup(["compute/vmId", "compute/name"], LOCALHOST, endpoint=DEFAULT_ENDPOINT, default="-") == ["-", "-"]
     assert len(fake.calls) == 1
     assert fake.calls[0]["timeout"] == _detect.PROBE_TIMEOUT
@@ -371,14 +371,14 @@ def test_explicit_endpoint_failures_are_failures(lookup, imds):
 def test_many_lookups_one_request_even_across_processes(lookup, imds):
     fake = imds("linux")
     for i in range(20):
-        lookup(["compute/vmId", f"network/interface/0/ipv4/ipAddress/0/privateIpAddress"], LOCALHOST)
+        lookup(["compute/vmId", "network/interface/0/ipv4/ipAddress/0/privateIpAddress"], LOCALHOST)
         _lookup_live.clear_memory()  # as a new fork would start: only the run's file remains
     assert len(fake.calls) == 1
 
 
 def test_cache_is_keyed_by_endpoint_and_api_version(lookup, imds):
     fake = imds("linux")
-    for _ in range(3):
+    for dummy in range(3):
         lookup("compute/vmId", LOCALHOST)
         lookup("compute/vmId", LOCALHOST, api_version="2019-06-01")
     assert [q["api-version"] for q in fake.queries()] == [NEWEST, "2019-06-01"]
@@ -413,7 +413,7 @@ def test_user_data_is_asked_only_when_the_answer_shows_it(lookup, imds):
 
 def test_cache_ttl_zero_asks_for_every_call_but_once_per_call(lookup, imds, run_dir):
     fake = imds("linux")
-    for _ in range(3):
+    for dummy in range(3):
         lookup(["compute/vmId", "compute/name", "compute/location"], LOCALHOST, cache_ttl=0)
     assert len(fake.calls) == 3
     assert not [p for p in run_dir.iterdir() if p.suffix == ".json"]
@@ -422,7 +422,7 @@ def test_cache_ttl_zero_asks_for_every_call_but_once_per_call(lookup, imds, run_
 def test_without_a_run_folder_the_cache_holds_in_the_process(lookup, imds, monkeypatch):
     fake = imds("linux")
     monkeypatch.setattr(metadata, "_run_directory", lambda: None)
-    for _ in range(3):
+    for dummy in range(3):
         lookup("compute/vmId", LOCALHOST)
     assert len(fake.calls) == 1
 
@@ -438,7 +438,7 @@ def test_versions(lookup, imds):
 
 def test_attested_document_with_nonce_is_never_cached(lookup, imds, run_dir):
     fake = imds("linux")
-    for _ in range(2):
+    for dummy in range(2):
         answer = lookup("attested/document", LOCALHOST, nonce="1234567890")[0]
         assert answer["encoding"] == "pkcs7" and answer["signature"]
     assert fake.queries() == [{"nonce": "1234567890", "api-version": NEWEST}] * 2
@@ -519,8 +519,8 @@ def test_text_of_facts_equals_text_of_live(lookup, imds):
     imds("linux")
     paths = ["compute", "network/interface/0/ipv4", "compute/tagsList", "compute/vmId"]
     live = lookup(paths, LOCALHOST, format="text")
-    facts_answers = lookup(paths, remote(facts={"azure_metadata": lookup("instance", LOCALHOST)[0],
-                                                 "azure_api_version": NEWEST}), format="text")
+    facts = {"azure_metadata": lookup("instance", LOCALHOST)[0], "azure_api_version": NEWEST}
+    facts_answers = lookup(paths, remote(facts=facts), format="text")
     assert live == facts_answers
     assert live[3] == text_of(LINUX_VM_ID)
 

@@ -123,7 +123,7 @@ def assert_converted(raw: object, fact: object, key: str = "", in_tags: bool = F
         if raw == "":
             assert fact is None, key
         elif key in INT_KEYS and raw.isdigit():
-            assert type(fact) is int and fact == int(raw), key
+            assert isinstance(fact, int) and not isinstance(fact, bool) and fact == int(raw), key
         elif key in BOOL_KEYS and raw in ("true", "false"):
             assert fact is (raw == "true"), key
         else:
@@ -482,7 +482,7 @@ def test_flags_and_numbers_sent_as_json_types():
     facts = normalize(made("flags_and_numbers_as_json_types.json"), "2021-12-13")
     compute = facts["ansible_azure_compute"]
     assert compute["platform_fault_domain"] == 2
-    assert compute["platform_update_domain"] == 7 and type(compute["platform_update_domain"]) is int
+    assert compute["platform_update_domain"] == 7 and not isinstance(compute["platform_update_domain"], bool)
     assert compute["platform_sub_fault_domain"] is None
     assert compute["is_host_compatibility_layer_vm"] is False
     assert compute["security_profile"] == {"secure_boot_enabled": True, "virtual_tpm_enabled": True,
@@ -694,17 +694,17 @@ def test_values_that_are_not_documents(document, message):
 
 def test_nesting_deeper_than_any_imds_document_is_rejected():
     deep: object = "leaf"
-    for _ in range(MAX_DEPTH + 5):
+    for dummy in range(MAX_DEPTH + 5):
         deep = {"level": deep}
     with pytest.raises(ImdsDocumentError, match=f"compute is nested more than {MAX_DEPTH} levels deep"):
         normalize({"compute": {"future": deep}}, "2025-04-07")
     deep = "leaf"
-    for _ in range(MAX_DEPTH + 5):
+    for dummy in range(MAX_DEPTH + 5):
         deep = [deep]
     with pytest.raises(ImdsDocumentError, match="nested more than"):
         normalize({"compute": {"future": deep}}, "2025-04-07")
     shallow: object = "leaf"
-    for _ in range(MAX_DEPTH - 3):
+    for dummy in range(MAX_DEPTH - 3):
         shallow = {"level": shallow}
     assert normalize({"compute": {"future": shallow}}, "2025-04-07")["ansible_azure_compute"]["future"]["level"]
 

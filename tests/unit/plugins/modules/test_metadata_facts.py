@@ -11,7 +11,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.imds.azure.plugins.module_utils import _client
-from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_ASSET_TAG
+from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_ASSET_TAG, PROBE_TIMEOUT
 from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport, HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.modules import metadata_facts
 
@@ -148,7 +148,7 @@ def test_no_dmi_probe_times_out_means_not_azure(monkeypatch, tmp_path):
     result, calls = run(monkeypatch, {"dmi_path": str(tmp_path / "missing")}, [TransportError("timeout", "timed out")])
     facts = result["ansible_facts"]
     assert not result["failed"] and facts["ansible_azure_detected"] is False
-    assert calls[0]["timeout"] == metadata_facts.PROBE_TIMEOUT
+    assert calls[0]["timeout"] == PROBE_TIMEOUT
     assert "could not be read" in facts["ansible_azure_detection_reason"]
 
 
@@ -162,7 +162,7 @@ def test_no_dmi_probe_answers(monkeypatch, tmp_path):
     result, calls = run(monkeypatch, {"dmi_path": str(tmp_path / "missing")},
                         [HttpResponse(500, {}, b""), ok()])
     assert result["ansible_facts"]["ansible_azure_detected"] is True
-    assert [c["timeout"] for c in calls] == [metadata_facts.PROBE_TIMEOUT, 5.0]
+    assert [c["timeout"] for c in calls] == [PROBE_TIMEOUT, 5.0]
 
 
 def test_explicit_endpoint_failure_is_failure(monkeypatch):

@@ -17,7 +17,9 @@ from tests.integration.fleet import make_fleet
 REPORT = """
     - name: Report
       ansible.builtin.debug:
-        msg: "FLEET {{ inventory_hostname }} {{ ansible_facts['azure_vm_id'] }} {{ ansible_facts['azure_name'] }} {{ ansible_facts['azure_platform_fault_domain'] }}"
+        msg: >-
+          FLEET {{ inventory_hostname }} {{ ansible_facts['azure_vm_id'] }} {{ ansible_facts['azure_name'] }}
+          {{ ansible_facts['azure_platform_fault_domain'] }}
 """
 
 FREE = """

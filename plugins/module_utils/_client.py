@@ -335,12 +335,14 @@ class ImdsClient:
             if status in RETRY_STATUSES:
                 remaining = deadline - self.clock()
                 delay = retry_after_seconds(response.headers.get("retry-after"))
+                asked = delay if delay is not None and delay > remaining else None
                 if delay is None:  # full jitter, with a floor so that retries never spin
                     delay = min(MIN_DELAY + float(next(backoff, 8)), remaining)
                 if 0 < remaining and delay <= remaining:
                     self.sleep(delay)
                     continue
-                raise self._status_error(status, text, url, version, attempts, gave_up=True, offered=offered)
+                raise self._status_error(status, text, url, version, attempts, gave_up=True, offered=offered,
+                                         retry_after=asked)
             raise self._status_error(status, text, url, version, attempts, offered=offered)
 
     # -- internals ----------------------------------------------------------------------
@@ -429,19 +431,25 @@ class ImdsClient:
         return ImdsError(message, url=url, api_version=version, kind=exc.kind)
 
     def _status_error(self, status: int, text: str | None, url: str, version: str | None, attempts: int,
-                      gave_up: bool = False, offered: list[str] | None = None) -> ImdsError:
+                      gave_up: bool = False, offered: list[str] | None = None,
+                      retry_after: float | None = None) -> ImdsError:
         detail = f": {text}" if text else ""
         message = f"IMDS answered {status} for {url} (api-version {version}){detail}."
         if gave_up:
             waited = f"{self.retry_timeout:g}"
+            spent = f"in {waited} s"
+            if retry_after is not None:  # we did not wait: IMDS asked for longer than we had left
+                message += (f" It asked to retry after {retry_after:g} s (Retry-After), more than is left of "
+                            f"retry_timeout ({waited} s).")
+                spent = "without waiting"
             if status == 410:
-                message += (f" The metadata service is not ready yet; gave up after {attempts} attempts in "
-                            f"{waited} s. Raise retry_timeout (Microsoft says IMDS can take up to 70 s after boot).")
+                message += (f" The metadata service is not ready yet; gave up after {attempts} attempts {spent}. "
+                            "Raise retry_timeout (Microsoft says IMDS can take up to 70 s after boot).")
             elif status == 429:
                 message += (f" IMDS is throttling this VM (5 requests per second); gave up after {attempts} "
-                            f"attempts in {waited} s. Something else on the VM may be calling IMDS in a loop.")
+                            f"attempts {spent}. Something else on the VM may be calling IMDS in a loop.")
             else:
-                message += f" Gave up after {attempts} attempts in {waited} s; IMDS may be degraded, try again later."
+                message += f" Gave up after {attempts} attempts {spent}; IMDS may be degraded, try again later."
         elif status == 400 and (offered or (text and "api-version" in text)):
             if self.pinned:
                 message += (f" The pinned api_version {version} is not served here"

@@ -217,3 +217,18 @@ def test_json_nested_too_deep_is_an_imds_error_not_a_crash():
     with pytest.raises(ImdsError) as caught:
         client.instance()
     assert caught.value.kind == "body" and "nested deeper than Python can read" in str(caught.value)
+
+
+def test_a_retry_after_beyond_the_deadline_is_named_in_the_message():
+    class Throttled(Transport):
+        def request(self, method, url, headers, data, timeout, max_bytes):
+            return HttpResponse(429, {"retry-after": "30"}, b'{"error": "Too many requests"}')
+
+    client = ImdsClient(Throttled(), endpoint="http://127.0.0.1:9", retry_timeout=10)
+    start = time.monotonic()
+    with pytest.raises(ImdsError) as caught:
+        client.instance()
+    assert time.monotonic() - start < 1.0  # no point waiting 10 s for an answer due in 30
+    message = str(caught.value)
+    assert "asked to retry after 30 s (Retry-After), more than is left of retry_timeout (10 s)" in message
+    assert "gave up after 1 attempts without waiting" in message and "in 10 s" not in message

@@ -89,7 +89,7 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
         cpus: dict[str, list[float]] = {name: [] for name in commands}
         phases: dict[str, list[float]] = {}
         lazy: list[str] = []
-        for _ in range(rounds):
+        for _round in range(rounds):
             for name, (cmd, expect) in commands.items():
                 seconds, cpu, _stderr = wall(cmd, workdir, expect)
                 walls[name].append(seconds)

@@ -12,7 +12,6 @@ turns every failure into an ImdsError whose message says what to do.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import stat
@@ -42,6 +41,10 @@ ROUTE_HINT = (
     "(a Windows failover cluster node, a container bridge, a VPN), apply the "
     "imds.azure.route role so that 169.254.169.254 is reached through the primary NIC."
 )
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 class ImdsError(Exception):
@@ -209,6 +212,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except ValueError:
         pass
     try:
+        import email.utils  # only for the rare HTTP-date form; kept off the module's import path
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
@@ -443,13 +448,13 @@ class ImdsClient:
                             f"retry_timeout ({waited} s).")
                 spent = "without waiting"
             if status == 410:
-                message += (f" The metadata service is not ready yet; gave up after {attempts} attempts {spent}. "
+                message += (f" The metadata service is not ready yet; gave up after {_attempts(attempts)} {spent}. "
                             "Raise retry_timeout (Microsoft says IMDS can take up to 70 s after boot).")
             elif status == 429:
-                message += (f" IMDS is throttling this VM (5 requests per second); gave up after {attempts} "
-                            f"attempts {spent}. Something else on the VM may be calling IMDS in a loop.")
+                message += (f" IMDS is throttling this VM (5 requests per second); gave up after "
+                            f"{_attempts(attempts)} {spent}. Something else on the VM may be calling IMDS in a loop.")
             else:
-                message += f" Gave up after {attempts} attempts {spent}; IMDS may be degraded, try again later."
+                message += f" Gave up after {_attempts(attempts)} {spent}; IMDS may be degraded, try again later."
         elif status == 400 and (offered or (text and "api-version" in text)):
             if self.pinned:
                 message += (f" The pinned api_version {version} is not served here"

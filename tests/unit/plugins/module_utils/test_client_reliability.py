@@ -231,4 +231,4 @@ def test_a_retry_after_beyond_the_deadline_is_named_in_the_message():
     assert time.monotonic() - start < 1.0  # no point waiting 10 s for an answer due in 30
     message = str(caught.value)
     assert "asked to retry after 30 s (Retry-After), more than is left of retry_timeout (10 s)" in message
-    assert "gave up after 1 attempts without waiting" in message and "in 10 s" not in message
+    assert "gave up after 1 attempt without waiting" in message and "in 10 s" not in message

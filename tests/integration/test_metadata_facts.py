@@ -107,7 +107,8 @@ def test_gather_facts_module_with_module_defaults(emulator, playbook):
         dest: "{{ out_dir }}/facts.json"
         mode: "0600"
 """
-    cfg = "facts_modules = ansible.builtin.setup, imds.azure.metadata_facts\n"
+    # a loaded CI machine can take more than setup's default 10 s in parallel mode
+    cfg = "facts_modules = ansible.builtin.setup, imds.azure.metadata_facts\ngather_timeout = 60\n"
     facts = playbook(pb, extra_vars={"endpoint": emu.url}, cfg=cfg).check().read_json("facts.json")
     assert facts["azure_vm_id"] == profile("scaleset")["compute"]["vmId"]
     assert facts["azure_compute"]["vm_scale_set_name"] == profile("scaleset")["compute"]["vmScaleSetName"]

@@ -43,6 +43,16 @@ ROUTE_HINT = (
 )
 
 
+def imds_argument_spec() -> dict[str, dict[str, t.Any]]:
+    """The options every module that talks to IMDS takes (documented in doc_fragments/imds.py)."""
+    return dict(
+        endpoint=dict(type="str", default=DEFAULT_ENDPOINT),
+        api_version=dict(type="str"),
+        timeout=dict(type="float", default=DEFAULT_TIMEOUT),
+        retry_timeout=dict(type="float", default=DEFAULT_RETRY_TIMEOUT),
+    )
+
+
 def _attempts(count: int) -> str:
     return "1 attempt" if count == 1 else f"{count} attempts"
 

@@ -243,7 +243,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._client import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, ImdsClient, ImdsError
+from ..module_utils._client import ImdsClient, ImdsError, imds_argument_spec
 from ..module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
 from ..module_utils._http import FetchUrlTransport
 from ..module_utils._normalize import ImdsDocumentError, normalize
@@ -260,10 +260,7 @@ def select(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            endpoint=dict(type="str", default=DEFAULT_ENDPOINT),
-            api_version=dict(type="str"),
-            timeout=dict(type="float", default=DEFAULT_TIMEOUT),
-            retry_timeout=dict(type="float", default=DEFAULT_RETRY_TIMEOUT),
+            **imds_argument_spec(),
             include_user_data=dict(type="bool", default=False),
             filter=dict(type="list", elements="str", default=["*"]),
             require_azure=dict(type="bool", default=False),

@@ -275,7 +275,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._client import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT, ImdsClient, ImdsError
+from ..module_utils._client import DEFAULT_ENDPOINT, ImdsClient, ImdsError, imds_argument_spec
 from ..module_utils._detect import dmi_evidence
 from ..module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
                                     parse_document, plan_approval, poll_until, select, start_requests)
@@ -426,10 +426,7 @@ def approve(session: Events, doc: EventsDocument, requested: list[str], check_mo
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            endpoint=dict(type="str", default=DEFAULT_ENDPOINT),
-            api_version=dict(type="str"),
-            timeout=dict(type="float", default=DEFAULT_TIMEOUT),
-            retry_timeout=dict(type="float", default=DEFAULT_RETRY_TIMEOUT),
+            **imds_argument_spec(),
             vm_name=dict(type="str"),
             this_vm_only=dict(type="bool", default=True),
             approve=dict(type="list", elements="str"),

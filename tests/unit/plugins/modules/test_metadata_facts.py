@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.imds.azure.plugins.module_utils import _client
 from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_ASSET_TAG, PROBE_TIMEOUT
 from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport, HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.modules import metadata_facts
+from tests.utils.modules import Exit, module_args
 
 DOC = {
     "compute": {"vmId": "11111111-2222-3333-4444-555555555555", "name": "web0", "location": "westeurope",
@@ -24,26 +23,6 @@ DOC = {
                                         "subnet": [{"address": "10.0.0.0", "prefix": "24"}]},
                                "ipv6": {"ipAddress": []}}]},
 }
-
-
-class Exit(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-@contextlib.contextmanager
-def module_args(args):
-    try:
-        from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19+
-    except ImportError:
-        serialized = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(basic, "_ANSIBLE_ARGS", serialized)
-            yield
-    else:
-        with patch_module_args(args):
-            yield
 
 
 def run(monkeypatch, args, answers):

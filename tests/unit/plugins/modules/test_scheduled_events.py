@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import calendar
-import contextlib
 import email.utils
 import json
 import time
@@ -11,12 +10,12 @@ import urllib.parse
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.imds.azure.plugins.module_utils import _client
 from ansible_collections.imds.azure.plugins.module_utils._detect import Evidence
 from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport, HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.modules import scheduled_events
+from tests.utils.modules import Exit, module_args
 
 EMULATOR = "http://127.0.0.1:1"
 EPOCH = calendar.timegm((2024, 5, 6, 7, 0, 0))  # what time.time() says when a test starts
@@ -34,26 +33,6 @@ def ev(event_id, event_type="Reboot", resources=("vm1",), status="Scheduled", in
 
 def doc(*events, incarnation=1):
     return {"DocumentIncarnation": incarnation, "Events": list(events)}
-
-
-class Exit(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-@contextlib.contextmanager
-def module_args(args):
-    try:
-        from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19+
-    except ImportError:
-        serialized = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(basic, "_ANSIBLE_ARGS", serialized)
-            yield
-    else:
-        with patch_module_args(args):
-            yield
 
 
 class FakeImds:

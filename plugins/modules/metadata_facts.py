@@ -69,9 +69,9 @@ notes:
     on Azure, unless O(require_azure=true).
   - IMDS answers only from inside the VM, so this module must run on the VM itself (not delegated
     to the controller).
-  - As a gather_facts module beside M(ansible.builtin.setup), set C(ansible_facts_parallel=false):
-    ansible-core runs several fact modules in parallel through async polling, which costs more than
-    it saves for two short modules (see the collection's C(docs/performance.md)).
+  - As a gather_facts module beside M(ansible.builtin.setup), set C(ansible_facts_parallel=false).
+    Otherwise ansible-core runs the fact modules in parallel through async polling, which costs more
+    than it saves for two short modules (see the collection's C(docs/performance.md)).
 seealso:
   - plugin: imds.azure.metadata
     plugin_type: lookup

@@ -167,7 +167,7 @@ def test_redis_cache(emulator, playbook, tmp_path, redis_server):
            f"fact_caching_connection = 127.0.0.1:{port}:0\nfact_caching_prefix = imds_test_\n"
            "fact_caching_timeout = 600\n")
     run_twice(fleet, playbook, cfg)
-    keys = [key.decode() for key in client.keys("imds_test_*") if client.type(key) == b"string"]
+    keys = sorted(key.decode() for key in client.scan_iter(match="imds_test_*", _type="string"))
     entries = {key: client.get(key) for key in keys}
     for vm in fleet.vms:
         raw, stored = cached_facts(entries, vm.host)

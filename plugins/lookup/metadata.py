@@ -300,10 +300,11 @@ class LookupModule(LookupBase):
         except AnsibleError as exc:
             raise AnsibleLookupError(f"imds.azure.metadata: {exc.message}") from None
         variables = variables or {}
-        default, origin = self.get_option_and_origin("default")
-        # An explicit default=None is a default too; get_option cannot tell it from "not set".
-        self._has_default = origin != "default" or "default" in kwargs
-        self._default = default
+        # get_option_and_origin() re-reads the configuration on ansible-core 2.17 and loses a
+        # value given directly, so the value comes from get_option(); whether one was given
+        # comes from the call itself (an explicit default=None is a default too).
+        self._default = self.get_option("default")
+        self._has_default = "default" in kwargs
         self._live: InstanceEntry | None = None
         try:
             paths = [parse_path(term) for term in _flat(terms)]

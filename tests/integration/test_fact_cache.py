@@ -128,7 +128,7 @@ def redis_server(tmp_path):
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server; scripts/bootstrap does it as root)")
-    redis = pytest.importorskip("redis", reason="the redis Python package is missing (pip install -r tests/requirements-extra.txt)")
+    redis = pytest.importorskip("redis", reason="the redis Python package is missing (scripts/bootstrap installs it from tests/requirements.txt)")
     for attempt in range(3):
         port = free_port()
         proc = subprocess.Popen(

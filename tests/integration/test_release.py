@@ -158,7 +158,7 @@ def test_ansible_builder_introspect_finds_no_requirements(release, tmp_path):
     """
     builder = shutil.which("ansible-builder", path=str(BIN)) or shutil.which("ansible-builder")
     if builder is None:
-        pytest.skip("ansible-builder is not installed (pip install -r tests/requirements-extra.txt)")
+        pytest.skip("ansible-builder is not installed (scripts/bootstrap installs it from tests/requirements.txt)")
     tarball, work = release[0], release[2]
     folder = tmp_path / "ee"
     env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(folder)})

@@ -412,7 +412,9 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
     # counts for one second after: so arrivals too keep to 5 in any second (the 1 ms is
     # the rounding of the window file's 6 decimals).
     assert busiest(times, 0.999) <= 5, times
-    assert overall <= 5.0
+    # 5 in any second allows up to 5 * (whole seconds spanned + 1) in all (the average over
+    # the span may exceed 5/s slightly: 40 requests can span 7.0 s without breaking the rule)
+    assert len(times) <= 5 * (int(times[-1] - times[0]) + 1), times
     assert trap.contacts == []
     assert times[-1] - times[0] <= row["bound"], "throughput at least half the limit"
     row["result"] = "pass"

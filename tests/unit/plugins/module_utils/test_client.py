@@ -11,22 +11,9 @@ from ansible_collections.imds.azure.plugins.module_utils._client import (
     DEFAULT_ENDPOINT, ImdsClient, ImdsError, RateLimiter, retry_after_seconds)
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, Transport, TransportError
 from ansible_collections.imds.azure.plugins.module_utils._versions import NEWEST
+from tests.utils.clock import FakeClock
 
 DOC = {"compute": {"vmId": "abc"}, "network": {"interface": []}}
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Script(Transport):

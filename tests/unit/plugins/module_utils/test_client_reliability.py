@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError, RateLimiter
 from ansible_collections.imds.azure.plugins.module_utils._http import (
     FetchUrlTransport, HttpResponse, OpenUrlTransport, Transport, TransportError, within_deadline)
+from tests.utils.clock import FakeClock
 
 
 @pytest.fixture
@@ -77,19 +78,6 @@ def test_within_deadline_returns_and_raises_what_the_call_does():
     with pytest.raises(TransportError) as caught:
         within_deadline(lambda: time.sleep(5), time.monotonic() + 0.2)
     assert caught.value.kind == "timeout" and time.monotonic() - start < 1.0
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_a_request_under_way_keeps_its_place_until_done(tmp_path):

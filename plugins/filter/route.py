@@ -13,7 +13,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.imds.azure.plugins.module_utils._route import (
+from ansible_collections.imds.azure.plugins.plugin_utils._route import (
     RouteDecisionError,
     RouteTableError,
     plan_linux,

@@ -250,12 +250,12 @@ from ansible.utils.display import Display
 
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import OpenUrlTransport
-from ansible_collections.imds.azure.plugins.module_utils._lookup_host import controller_verdict
+from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import controller_verdict
 from ansible_collections.imds.azure.plugins.module_utils._detect import PROBE_TIMEOUT, NotOnAzure, call_detecting
-from ansible_collections.imds.azure.plugins.module_utils._lookup_live import (
+from ansible_collections.imds.azure.plugins.plugin_utils._lookup_live import (
     InstanceCache, InstanceEntry, LiveSettings, fetch_instance)
 from ansible_collections.imds.azure.plugins.module_utils._versions import IDENTITY_API_VERSION
-from ansible_collections.imds.azure.plugins.module_utils._paths import (
+from ansible_collections.imds.azure.plugins.plugin_utils._paths import (
     ATTESTED, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
 
 display = Display()

@@ -23,8 +23,8 @@ from urllib.parse import urlencode, urlsplit
 
 from ansible.module_utils.api import generate_jittered_backoff
 
-from ._http import Transport, TransportError
-from ._versions import NEWEST, newest_common
+from ansible_collections.imds.azure.plugins.module_utils._http import Transport, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._versions import NEWEST, newest_common
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 DEFAULT_TIMEOUT = 5.0

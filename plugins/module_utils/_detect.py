@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ._client import ROUTE_HINT, ImdsClient, ImdsError, ImdsResponse
+from ansible_collections.imds.azure.plugins.module_utils._client import ROUTE_HINT, ImdsClient, ImdsError, ImdsResponse
 
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 DMI_ASSET_TAG_PATH = "/sys/class/dmi/id/chassis_asset_tag"

@@ -243,10 +243,10 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._client import ImdsClient, ImdsError, imds_argument_spec
-from ..module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
-from ..module_utils._http import FetchUrlTransport
-from ..module_utils._normalize import ImdsDocumentError, normalize
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError, imds_argument_spec
+from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
+from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport
+from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
 
 
 def select(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:

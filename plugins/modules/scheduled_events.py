@@ -275,12 +275,12 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._client import DEFAULT_ENDPOINT, ImdsClient, ImdsError, imds_argument_spec
-from ..module_utils._detect import dmi_evidence
-from ..module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
+from ansible_collections.imds.azure.plugins.module_utils._client import DEFAULT_ENDPOINT, ImdsClient, ImdsError, imds_argument_spec
+from ansible_collections.imds.azure.plugins.module_utils._detect import dmi_evidence
+from ansible_collections.imds.azure.plugins.module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
                                     parse_document, plan_approval, poll_until, select, start_requests)
-from ..module_utils._http import FetchUrlTransport
-from ..module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS
+from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport
+from ansible_collections.imds.azure.plugins.module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS
 
 MIN_POLL_INTERVAL = 1.0
 FIRST_CALL_TIMEOUT = 120.0  # Microsoft: the call that enables scheduled events can take two minutes

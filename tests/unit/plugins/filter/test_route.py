@@ -10,7 +10,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.imds.azure.plugins.filter.route import FilterModule
-from tests.unit.plugins.module_utils.test_route import SEED_ADDRS, SEED_ROUTES, SEED_TABLE
+from tests.unit.plugins.plugin_utils.test_route import SEED_ADDRS, SEED_ROUTES, SEED_TABLE
 
 FILTERS = FilterModule().filters()
 plan_linux = FILTERS["route_plan_linux"]

@@ -20,7 +20,8 @@ from ansible.utils.plugin_docs import add_fragments
 
 from ansible_collections.imds.azure.plugins.doc_fragments.imds import ModuleDocFragment
 from ansible_collections.imds.azure.plugins.lookup import metadata
-from ansible_collections.imds.azure.plugins.module_utils import _client, _lookup_live
+from ansible_collections.imds.azure.plugins.module_utils import _client
+from ansible_collections.imds.azure.plugins.plugin_utils import _lookup_live
 
 LOAD_NAME = "ansible_collections.imds.azure.plugins.lookup.metadata"
 ENDPOINT = "http://imds.test"

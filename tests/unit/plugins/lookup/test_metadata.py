@@ -12,9 +12,10 @@ import pytest
 from ansible.errors import AnsibleLookupError
 
 from ansible_collections.imds.azure.plugins.lookup import metadata
-from ansible_collections.imds.azure.plugins.module_utils import _detect, _lookup_live
+from ansible_collections.imds.azure.plugins.module_utils import _detect
+from ansible_collections.imds.azure.plugins.plugin_utils import _lookup_live
 from ansible_collections.imds.azure.plugins.module_utils._detect import Evidence
-from ansible_collections.imds.azure.plugins.module_utils._paths import text_of
+from ansible_collections.imds.azure.plugins.plugin_utils._paths import text_of
 
 from .conftest import DEFAULT_ENDPOINT, LOCALHOST, TIMEOUT, remote
 

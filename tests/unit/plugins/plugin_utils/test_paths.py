@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.imds.azure.plugins.module_utils._paths import (
+from ansible_collections.imds.azure.plugins.plugin_utils._paths import (
     ATTESTED, INSTANCE, LOADBALANCER, TOKEN, VERSIONS, PathError, PathNotFound, parse_path, text_of, walk)
 
 DOC = {

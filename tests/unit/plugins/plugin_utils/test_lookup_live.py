@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from ansible_collections.imds.azure.plugins.module_utils import _lookup_live
+from ansible_collections.imds.azure.plugins.plugin_utils import _lookup_live
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._lookup_live import (
+from ansible_collections.imds.azure.plugins.plugin_utils._lookup_live import (
     InstanceCache, LiveSettings, redact_user_data)
 from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.plugins.module_utils._route import (
+from ansible_collections.imds.azure.plugins.plugin_utils._route import (
     RouteDecisionError,
     RouteTableError,
     lookup,

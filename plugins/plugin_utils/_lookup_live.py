@@ -32,8 +32,8 @@ import tempfile
 import time
 import typing as t
 
-from ._client import ImdsClient, ImdsError
-from ._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
 
 CACHE_FORMAT = 1
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.imds.azure.plugins.module_utils._lookup_host import controller_verdict, is_loopback
+from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import controller_verdict, is_loopback
 
 
 @pytest.mark.parametrize("name, connection, address, default, expected, why", [

@@ -4,7 +4,7 @@
 """Filters that turn a host's routing table into the imds.azure.route role's plan.
 
 The documentation of each filter lives beside this file, in route_plan_linux.yml and
-route_plan_windows.yml. The decision itself is in module_utils/_route.py.
+route_plan_windows.yml. The decision itself is in plugin_utils/_route.py.
 """
 
 from __future__ import annotations

@@ -24,11 +24,10 @@ from urllib.parse import urlencode, urlsplit
 from ansible.module_utils.api import generate_jittered_backoff
 
 from ansible_collections.imds.azure.plugins.module_utils._http import Transport, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT
+from ansible_collections.imds.azure.plugins.module_utils._text import printable
 from ansible_collections.imds.azure.plugins.module_utils._versions import NEWEST, newest_common
 
-DEFAULT_ENDPOINT = "http://169.254.169.254"
-DEFAULT_TIMEOUT = 5.0
-DEFAULT_RETRY_TIMEOUT = 70.0  # Microsoft: IMDS may answer 410 for up to 70 s after boot
 MAX_BODY_BYTES = 4 * 1024 * 1024
 RATE_PER_SECOND = 5
 MIN_DELAY = 0.25  # seconds added to each jittered back-off delay
@@ -41,16 +40,6 @@ ROUTE_HINT = (
     "(a Windows failover cluster node, a container bridge, a VPN), apply the "
     "imds.azure.route role so that 169.254.169.254 is reached through the primary NIC."
 )
-
-
-def imds_argument_spec() -> dict[str, dict[str, t.Any]]:
-    """The options every module that talks to IMDS takes (documented in doc_fragments/imds.py)."""
-    return dict(
-        endpoint=dict(type="str", default=DEFAULT_ENDPOINT),
-        api_version=dict(type="str"),
-        timeout=dict(type="float", default=DEFAULT_TIMEOUT),
-        retry_timeout=dict(type="float", default=DEFAULT_RETRY_TIMEOUT),
-    )
 
 
 def _attempts(count: int) -> str:
@@ -230,13 +219,6 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def printable(text: str, limit: int = 300) -> str:
-    """Text from a server, fit for a one-line message: no line breaks, terminal escapes or
-    other invisible characters (they are shown escaped, as ``\\n``), at most ``limit`` characters."""
-    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
 
 
 def _error_text(body: bytes) -> tuple[str | None, list[str] | None]:

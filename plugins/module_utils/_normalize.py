@@ -68,6 +68,7 @@ import base64
 import json
 import re
 
+from ansible_collections.imds.azure.plugins.module_utils._text import printable
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS, Field
 
 MAX_DEPTH = 64
@@ -372,17 +373,11 @@ def _interfaces(network: dict) -> list[dict[str, object]]:
     return interfaces
 
 
-def _printable(text: str, limit: int) -> str:
-    """Server text for a one-line message: invisible characters escaped, at most ``limit`` characters."""
-    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
-
-
 def _not_an_instance_document(document: dict) -> ImdsDocumentError:
     error = document.get("error")
     if isinstance(error, str) and error:
-        return ImdsDocumentError(f"IMDS answered with an error, not an instance document: {_printable(error, 300)}")
-    keys = [_printable(str(key), 60) for key in list(document)[:5]]
+        return ImdsDocumentError(f"IMDS answered with an error, not an instance document: {printable(error, 300)}")
+    keys = [printable(str(key), 60) for key in list(document)[:5]]
     if not keys:
         return ImdsDocumentError("the document is an empty object; an instance document has compute and network")
     more = ", ..." if len(document) > 5 else ""

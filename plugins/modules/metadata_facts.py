@@ -243,7 +243,8 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError, imds_argument_spec
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._options import imds_argument_spec
 from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
 from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport
 from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize

@@ -275,7 +275,8 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.imds.azure.plugins.module_utils._client import DEFAULT_ENDPOINT, ImdsClient, ImdsError, imds_argument_spec
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT, imds_argument_spec
 from ansible_collections.imds.azure.plugins.module_utils._detect import dmi_evidence
 from ansible_collections.imds.azure.plugins.module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
                                     parse_document, plan_approval, poll_until, select, start_requests)

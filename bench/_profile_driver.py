@@ -40,7 +40,7 @@ def main() -> None:
     PHASES["import basic"] = time.perf_counter() - began
 
     began = time.perf_counter()
-    from ansible_collections.imds.azure.plugins.module_utils import _client, _detect, _http, _normalize
+    from ansible_collections.imds.azure.plugins.module_utils import _client, _detect, _http, _normalize, _ratelimit
     PHASES["import our module_utils"] = time.perf_counter() - began
 
     # detection as the default endpoint does it (an explicit endpoint skips it)
@@ -48,7 +48,7 @@ def main() -> None:
     _detect.dmi_evidence(dmi_file)
     PHASES["detection"] = time.perf_counter() - began
 
-    request = _http.FetchUrlTransport.request
+    request = _http.HttpClientTransport.request
 
     def request_marked(self, *args, **kwargs):
         # -X importtime lines between the markers are the imports the first request makes
@@ -60,8 +60,8 @@ def main() -> None:
             PHASES["request"] = PHASES.get("request", 0.0) + time.perf_counter() - began
             os.write(2, b"BENCH request end\n")
 
-    _http.FetchUrlTransport.request = request_marked
-    _client.RateLimiter.acquire = timed("rate limiter", _client.RateLimiter.acquire)
+    _http.HttpClientTransport.request = request_marked
+    _ratelimit.RateLimiter.acquire = timed("rate limiter", _ratelimit.RateLimiter.acquire)
     _client.ImdsClient.instance = timed("_client total", _client.ImdsClient.instance)
     _normalize.normalize = timed("normalization", _normalize.normalize)
     basic.AnsibleModule.__init__ = timed("AnsibleModule()", basic.AnsibleModule.__init__)

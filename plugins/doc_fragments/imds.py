@@ -47,6 +47,22 @@ options:
     default: 70
 """
 
+    # The probe that tells "not an Azure VM" where the host's own evidence cannot.
+    # Use as imds.azure.imds.detection.
+    DETECTION = r"""
+options:
+  probe_timeout:
+    description:
+      - Seconds the first request may take when O(endpoint) is the default and the host's own evidence
+        (its DMI chassis asset tag) cannot tell whether it is an Azure VM, as in containers, on some
+        kernels and on Windows hosts. No answer in that time means the host is not an Azure VM.
+      - Raise it on busy hosts, such as large scale sets, where IMDS can take longer than a second to
+        answer the first request. Where the evidence says Azure, O(timeout) applies and no answer is a
+        failure that names the P(imds.azure.route#role) role.
+    type: float
+    default: 1
+"""
+
     # Where controller plugins (the lookup) also read the options above: environment,
     # ansible.cfg and variables. Merged key by key into DOCUMENTATION by ansible-core, so
     # the descriptions stay in one place. Use as imds.azure.imds.plugin_sources, after
@@ -77,6 +93,14 @@ options:
         key: timeout
     vars:
       - name: imds_azure_timeout
+  probe_timeout:
+    env:
+      - name: ANSIBLE_IMDS_AZURE_PROBE_TIMEOUT
+    ini:
+      - section: imds_azure
+        key: probe_timeout
+    vars:
+      - name: imds_azure_probe_timeout
   retry_timeout:
     env:
       - name: ANSIBLE_IMDS_AZURE_RETRY_TIMEOUT

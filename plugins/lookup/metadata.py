@@ -25,6 +25,7 @@ description:
     managed identity access token for O(resource).
 extends_documentation_fragment:
   - imds.azure.imds
+  - imds.azure.imds.detection
   - imds.azure.imds.plugin_sources
 options:
   _terms:
@@ -248,10 +249,12 @@ from ansible.errors import AnsibleError, AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._http import OpenUrlTransport
+from ansible_collections.imds.azure.plugins.module_utils._client import TOKEN_RETRY, ImdsClient
+from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import controller_verdict
-from ansible_collections.imds.azure.plugins.module_utils._detect import PROBE_TIMEOUT, NotOnAzure, call_detecting
+from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure, request_on_azure
+from ansible_collections.imds.azure.plugins.module_utils._options import MAX_TIMEOUT, OptionError, endpoint, seconds
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_live import (
     InstanceCache, InstanceEntry, LiveSettings, fetch_instance)
 from ansible_collections.imds.azure.plugins.module_utils._versions import IDENTITY_API_VERSION
@@ -386,7 +389,7 @@ class LookupModule(LookupBase):
                 f"asking IMDS from here would describe the controller instead. {FACTS_HINT}.{filtered}")
         self._check_live_allowed(target, "the instance document")
         live = self._live_instance()
-        return Answer(live.document, live.api_version, f"the instance document IMDS at {self._endpoint()} "
+        return Answer(live.document, live.api_version, f"the instance document IMDS at {self._settings().endpoint} "
                       f"returned live for {target.label}", live)
 
     def _from_facts(self, target: Target, facts: t.Mapping[str, t.Any], has_document: bool,
@@ -421,28 +424,38 @@ class LookupModule(LookupBase):
             "gathering imds.azure.metadata_facts on that host, or set allow_live_for_remote_hosts=true if the "
             "controller's own metadata is what you want.")
 
-    def _endpoint(self) -> str:
-        return str(self.get_option("endpoint")).rstrip("/")
-
     def _settings(self) -> LiveSettings:
-        return LiveSettings(self._endpoint(), self.get_option("api_version") or None,
-                            float(self.get_option("timeout")), float(self.get_option("retry_timeout")))
+        try:
+            return LiveSettings(endpoint(self.get_option("endpoint")), self.get_option("api_version"),
+                                self.get_option("timeout"), self.get_option("retry_timeout"))
+        except OptionError as exc:
+            raise AnsibleLookupError(f"imds.azure.metadata: {exc}") from None
+
+    def _probe_timeout(self) -> float:
+        try:
+            return seconds(self.get_option("probe_timeout"), "probe_timeout", above_minimum=True, maximum=MAX_TIMEOUT)
+        except OptionError as exc:
+            raise AnsibleLookupError(f"imds.azure.metadata: {exc}") from None
 
     def _client(self, api_version: str | None = None) -> ImdsClient:
         settings = self._settings()
-        return ImdsClient(OpenUrlTransport(), endpoint=settings.endpoint,
-                          api_version=api_version or settings.api_version, timeout=settings.timeout,
-                          retry_timeout=settings.retry_timeout)
+        try:
+            return ImdsClient(HttpClientTransport(), endpoint=settings.endpoint,
+                              api_version=api_version or settings.api_version, timeout=settings.timeout,
+                              retry_timeout=settings.retry_timeout)
+        except ImdsError as exc:
+            raise AnsibleLookupError(f"imds.azure.metadata: {exc}") from None
 
     def _live_instance(self) -> InstanceEntry:
         if self._live is None:
             settings = self._settings()
             client = self._client()  # validates the endpoint and timeouts before anything else
             # wait for another fork's fetch at most as long as that fetch may take
-            wait = settings.retry_timeout + settings.timeout + PROBE_TIMEOUT + 1
+            probe = self._probe_timeout()
+            wait = client.retry_timeout + client.timeout + probe + 1
             cache = InstanceCache(_run_directory(), float(self.get_option("cache_ttl")), wait)
             try:
-                self._live = cache.get(settings, lambda: fetch_instance(client))
+                self._live = cache.get(settings, lambda: fetch_instance(client, probe))
             except NotOnAzure as exc:
                 raise _controller_not_on_azure(exc) from None
             for warning in self._live.warnings:
@@ -478,12 +491,14 @@ class LookupModule(LookupBase):
                 return self._token(path)
             client = self._client()
             if path.category == VERSIONS:
-                response = call_detecting(client, lambda first: client.get(path.url_path, versioned=False,
-                                                                           first_timeout=first))[0]
+                response = request_on_azure(client, lambda first: client.get(path.url_path, versioned=False,
+                                                                             first_timeout=first),
+                                            probe_timeout=self._probe_timeout()).response
             else:
                 params = {"nonce": self.get_option("nonce")} if path.category == ATTESTED and self.get_option("nonce") else {}
-                response = call_detecting(client, lambda first: client.get(path.url_path, params,
-                                                                           first_timeout=first))[0]
+                response = request_on_azure(client, lambda first: client.get(path.url_path, params,
+                                                                             first_timeout=first),
+                                            probe_timeout=self._probe_timeout()).response
         except NotOnAzure as exc:
             return self._not_on_azure(path, target, _controller_not_on_azure(exc))
         except ImdsError as exc:
@@ -505,8 +520,9 @@ class LookupModule(LookupBase):
         params = {"resource": resource, **{name: self.get_option(name) for name in chosen}}
         client = self._client(IDENTITY_API_VERSION)
         try:
-            response = call_detecting(client, lambda first: client.get(path.url_path, params,
-                                                                       first_timeout=first))[0]
+            response = request_on_azure(client, lambda first: client.get(path.url_path, params, first_timeout=first,
+                                                                         policy=TOKEN_RETRY),
+                                        probe_timeout=self._probe_timeout()).response
         except ImdsError as exc:
             if exc.status == 400:
                 raise AnsibleLookupError(f"{exc} IMDS refuses a token when the VM has no managed identity, or none "

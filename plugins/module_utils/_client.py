@@ -4,345 +4,191 @@
 
 """The IMDS client: the one place that speaks to the Instance Metadata Service.
 
-It builds requests (the ``Metadata: true`` header, a request id, the api-version),
-negotiates the api-version when IMDS refuses one, retries what IMDS says to retry
-under one deadline on a monotonic clock, keeps to IMDS's 5 requests per second, and
-turns every failure into an ImdsError whose message says what to do.
+It builds each request (the ``Metadata: true`` header, a fresh request id, the
+api-version), negotiates the api-version when IMDS refuses one, retries what IMDS says
+to retry, keeps to IMDS's 5 requests per second, and turns every failure into an
+``ImdsError`` whose one-line message says what to do. One logical call never takes
+longer than ``retry_timeout`` plus one request's timeout, whatever the server does:
+negotiation, waits for the rate limit and back-off all count.
+
+What only an error needs (the messages, the back-off's randomness, HTTP-date parsing)
+is imported when an error happens, so that a gather that succeeds compiles none of it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
-import tempfile
 import time
 import typing as t
-import uuid
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from ansible.module_utils.api import generate_jittered_backoff
-
+from ansible_collections.imds.azure.plugins.module_utils import _options
+from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import Transport, TransportError
-from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT, DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT
-from ansible_collections.imds.azure.plugins.module_utils._text import printable
 from ansible_collections.imds.azure.plugins.module_utils._versions import NEWEST, newest_common
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-RATE_PER_SECOND = 5
-MIN_DELAY = 0.25  # seconds added to each jittered back-off delay
-ROUNDING = 2e-6  # the rate limit file keeps times to 6 decimals
-RETRY_STATUSES = frozenset((410, 429, 500, 502, 503, 504))
-TRANSPORT_RETRIES = 2  # a reset or a truncated body may be a blip; a dead endpoint is not
-RETRYABLE_TRANSPORT = frozenset(("reset", "truncated"))
-ROUTE_HINT = (
-    "If this host is an Azure VM whose 169.254.0.0/16 route belongs to another interface "
-    "(a Windows failover cluster node, a container bridge, a VPN), apply the "
-    "imds.azure.route role so that 169.254.169.254 is reached through the primary NIC."
-)
+MAX_JSON_DEPTH = 64  # an instance document is 8 levels deep
+MIN_DELAY = 0.25  # seconds, the floor of every back-off delay
+BACKOFF_CAP = 8.0
+TRANSPORT_RETRIES = 2  # a reset or a cut-short body may be a blip; a dead endpoint is not
 
 
-def _attempts(count: int) -> str:
-    return "1 attempt" if count == 1 else f"{count} attempts"
+class RetryPolicy(t.NamedTuple):
+    """What one call retries: statuses, transport failure kinds, and how many of those."""
+
+    statuses: frozenset[int]
+    transport: frozenset[str]
+    transport_retries: int
 
 
-class ImdsError(Exception):
-    """Any failure to get an answer from IMDS. The message is for the user."""
-
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None,
-                 api_version: str | None = None, kind: str = "http") -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-        self.api_version = api_version
-        self.kind = kind  # "http", "body", or a TransportError kind
-
-    def to_result(self) -> dict[str, t.Any]:
-        """The fields a module adds to fail_json beside msg."""
-        return {"url": self.url, "status": self.status, "api_version": self.api_version}
+RETRY = RetryPolicy(frozenset((410, 429, 500, 502, 503, 504)), frozenset(("reset", "truncated")), TRANSPORT_RETRIES)
+# Managed identity tokens: Microsoft says a 404 ("IMDS endpoint is updating") and a timeout
+# are to be retried with exponential back-off, like 410, 429 and 5xx.
+TOKEN_RETRY = RetryPolicy(RETRY.statuses | {404}, RETRY.transport | {"timeout"}, 1000)
 
 
 class ImdsResponse:
-    """What a request produced: the parsed JSON (or text), its status and api-version."""
+    """What a call produced: the parsed JSON (or text), its status and api-version."""
 
     __slots__ = ("data", "status", "api_version", "url", "attempts", "warnings")
 
     def __init__(self, data: t.Any, status: int, api_version: str | None, url: str, attempts: int,
                  warnings: list[str] | None = None) -> None:
-        self.warnings = warnings or []
         self.data = data
         self.status = status
         self.api_version = api_version
         self.url = url
         self.attempts = attempts
+        self.warnings = warnings or []
 
 
-class RateLimiter:
-    """At most ``rate`` requests in any one second, shared by the processes of one user.
+class BodyError(Exception):
+    """A 2xx answer whose body cannot be used; ``code`` names the problem for _messages."""
 
-    Forks of a play (and two plays at once) each run their own client, so the window
-    lives in a small file guarded by flock. Where the file cannot be used the limit
-    still holds within this process.
-
-    IMDS counts requests as they arrive, and a request admitted on a busy host can leave
-    it much later (urllib builds an SSL context, the process waits for a CPU). So the
-    client holds its place while the request is under way (``hold`` > 0) and gives it
-    back with ``done()``: the request then counts for one second from its end. A place
-    held by a process that died is freed after ``hold`` seconds.
-    """
-
-    POLL = 0.05  # seconds between looks at the window while requests under way fill it
-
-    def __init__(self, key: str, rate: int = RATE_PER_SECOND, clock: t.Callable[[], float] = time.monotonic,
-                 sleep: t.Callable[[float], None] = time.sleep, directory: str | None = None,
-                 hold: float = 0.0) -> None:
-        self.rate = rate
-        self.clock = clock
-        self.sleep = sleep
-        self.hold = hold
-        self._local: list[tuple[float, float | None]] = []
-        self._stamp = 0.0
-        name = f"imds-azure-rate-{os.getuid() if hasattr(os, 'getuid') else 0}-{uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:12]}"
-        self.path = os.path.join(directory or tempfile.gettempdir(), name)
-
-    def acquire(self) -> float:
-        """Wait until one more request fits in the window and record it; return its stamp.
-
-        With ``hold`` > 0 the request keeps its place until ``done(stamp)``, or for at
-        most ``hold`` seconds.
-        """
-        waited = 0.0
-        while True:
-            wait = self._update(self._admit)
-            if wait is None:
-                return self._stamp
-            if waited >= max(self.hold, 1.0) + 1.0:  # longer than any honest window: the file lies
-                return self._update(self._admit_anyway)
-            self.sleep(wait)
-            waited += wait
-
-    def done(self, stamp: float | None) -> None:
-        """The request admitted at ``stamp`` is over: it counts for one second from now."""
-        if stamp is None:
-            return
-
-        def finish(entries: list[tuple[float, float | None]]) -> tuple[list[tuple[float, float | None]], None]:
-            # this request's place: under way, admitted at ``stamp`` (the file keeps 6 decimals)
-            mine = next((e for e in entries if e[1] is not None and abs(e[0] - stamp) <= ROUNDING), None)
-            kept = [e for e in entries if e is not mine]
-            return kept + [(self.clock(), None)], None
-
-        self._update(finish)
-
-    def _update(self, change: t.Callable[[list[tuple[float, float | None]]], tuple[list[tuple[float, float | None]], t.Any]]) -> t.Any:
-        """Apply ``change`` to the window (in the shared file, under flock, where possible); return its result."""
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: only this process is limited
-            self._local, result = change(self._current(self._local))
-            return result
-        try:
-            # never through a link, and only our own file that nobody else may write: in a
-            # shared /tmp another user can create this name first
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        except OSError:
-            self._local, result = change(self._current(self._local))
-            return result
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-            os.close(fd)
-            self._local, result = change(self._current(self._local))
-            return result
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.pread(fd, 4096, 0).decode("ascii", "replace")
-            entries, result = change(self._parse(raw))
-            data = " ".join(f"{x:.6f}" if until is None else f"{x:.6f}:{until:.6f}" for x, until in entries)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data.encode("ascii"), 0)
-            return result
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def _parse(self, raw: str) -> list[tuple[float, float | None]]:
-        """The entries of the file: ``start`` (a request that is over) or ``start:until`` (under way)."""
-        entries: list[tuple[float, float | None]] = []
-        for word in raw.split():
-            start, _colon, until = word.partition(":")
-            try:
-                entries.append((float(start), float(until) if until else None))
-            except ValueError:
-                continue
-        return self._current(entries)
-
-    def _current(self, entries: list[tuple[float, float | None]]) -> list[tuple[float, float | None]]:
-        """The entries that still count: over for less than a second, or under way and not expired."""
-        now = self.clock()
-        return sorted(((x, until) for x, until in entries  # ignore stale or impossible entries
-                       if x <= now + ROUNDING and (now - x < 1.0 if until is None else now < until <= x + 3600)),
-                      key=lambda entry: entry[0])
-
-    def _admit(self, entries: list[tuple[float, float | None]]) -> tuple[list[tuple[float, float | None]], float | None]:
-        """Admit a request (result None) or say how long to wait before trying again."""
-        entries = self._current(entries)
-        now = self.clock()
-        busy = sorted((now, True) if until is not None else (x, False) for x, until in entries)  # under way: busy now
-        if len(busy) >= self.rate:
-            blocker, under_way = busy[-self.rate]
-            wait = 1.0 - (now - blocker)
-            if wait > 1e-6:
-                return entries, (self.POLL if under_way else wait)
-        self._stamp = now
-        return entries + [(now, now + self.hold if self.hold > 0 else None)], None
-
-    def _admit_anyway(self, entries: list[tuple[float, float | None]]) -> tuple[list[tuple[float, float | None]], float]:
-        now = self.clock()
-        self._stamp = now
-        return self._current(entries) + [(now, now + self.hold if self.hold > 0 else None)], now
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Parse a Retry-After header: seconds, or an HTTP date. None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        import email.utils  # only for the rare HTTP-date form; kept off the module's import path
-
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _error_text(body: bytes) -> tuple[str | None, list[str] | None]:
-    """The ``error`` text and ``newest-versions`` list of an IMDS error body, if any (printable)."""
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None, None
-    if not isinstance(doc, dict):
-        return None, None
-    error = doc.get("error")
-    if isinstance(error, dict):  # identity errors: {"error": "invalid_request", ...}
-        error = error.get("message")
-    text = error if isinstance(error, str) else None
-    if isinstance(doc.get("error_description"), str):
-        text = f"{text}: {doc['error_description']}" if text else doc["error_description"]
-    newest = doc.get("newest-versions")
-    versions = [printable(v, 40) for v in newest if isinstance(v, str)] if isinstance(newest, list) else None
-    return (printable(text) if text is not None else None), versions
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.detail = detail
 
 
 class ImdsClient:
-    """Requests to one IMDS endpoint through one transport."""
+    """Calls to one IMDS endpoint through one transport.
 
-    def __init__(self, transport: Transport, endpoint: str = DEFAULT_ENDPOINT, api_version: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
-                 limiter: RateLimiter | None = None, clock: t.Callable[[], float] = time.monotonic,
+    ``known_versions``: the api-versions, oldest first, of an API versioned apart from the
+    instance metadata (scheduled events); the client then asks for the newest of them and
+    negotiates only among them. ``limiter``: the rate limiter (by default one shared by the
+    user's processes through a file, created at the first request).
+    """
+
+    def __init__(self, transport: Transport, endpoint: str = _options.DEFAULT_ENDPOINT, api_version: str | None = None,
+                 timeout: float = _options.DEFAULT_TIMEOUT, retry_timeout: float = _options.DEFAULT_RETRY_TIMEOUT,
+                 limiter: t.Any = None, clock: t.Callable[[], float] = time.monotonic,
                  sleep: t.Callable[[float], None] = time.sleep,
-                 backoff: t.Callable[[], t.Iterator[float]] | None = None,
                  known_versions: t.Sequence[str] | None = None) -> None:
-        """``known_versions``: the api-versions, oldest first, of an API versioned apart from
-        the instance metadata (scheduled events). The client then asks for the newest of
-        them by default and negotiates only among them; by default it uses KNOWN_VERSIONS.
-        """
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ImdsError(f"The endpoint {endpoint!r} is not an http:// URL with a host; "
-                            f"use the default {DEFAULT_ENDPOINT} or the URL of an IMDS emulator.",
-                            url=endpoint, kind="config")
-        if timeout <= 0 or retry_timeout < 0:
-            raise ImdsError("timeout must be greater than 0 and retry_timeout at least 0 seconds.",
-                            url=endpoint, kind="config")
-        self.endpoint = endpoint.rstrip("/")
-        self.pinned = api_version is not None
+        try:
+            self.endpoint = _options.endpoint(endpoint)
+            pinned = _options.api_version(api_version)
+            self.timeout = _options.seconds(timeout, "timeout", above_minimum=True, maximum=_options.MAX_TIMEOUT)
+            self.retry_timeout = _options.seconds(retry_timeout, "retry_timeout")
+        except _options.OptionError as exc:
+            raise ImdsError(str(exc), kind="config") from None
+        self.pinned = pinned is not None
         self.known_versions = tuple(known_versions) if known_versions else None
-        self.api_version = api_version or (self.known_versions[-1] if self.known_versions else NEWEST)
-        self.timeout = float(timeout)
-        self.retry_timeout = float(retry_timeout)
+        self.api_version = pinned or (self.known_versions[-1] if self.known_versions else NEWEST)
         self.transport = transport
         self.clock = clock
         self.sleep = sleep
-        # a request holds its place in the window until it is over, at most its timeout
-        self.limiter = limiter or RateLimiter(self.endpoint, clock=clock, sleep=sleep, hold=self.timeout + 1.0)
-        self.backoff = backoff or (lambda: generate_jittered_backoff(retries=1000, delay_base=1, delay_threshold=8))
-        self.requests_sent = 0
+        self._limiter = limiter
 
     @property
     def is_default_endpoint(self) -> bool:
-        return self.endpoint == DEFAULT_ENDPOINT
+        return _options.is_default_endpoint(self.endpoint)
 
-    # -- public calls -------------------------------------------------------------------
+    @property
+    def limiter(self) -> t.Any:
+        """The rate limiter, made at the first request (its module is not needed before)."""
+        if self._limiter is None:
+            from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
+
+            self._limiter = RateLimiter(self.endpoint, clock=self.clock, sleep=self.sleep)
+        return self._limiter
+
+    # -- calls ------------------------------------------------------------------------------
 
     def instance(self, path: str = "", fmt: str = "json", first_timeout: float | None = None) -> ImdsResponse:
-        """GET /metadata/instance[/path]; negotiates the api-version when IMDS refuses it."""
-        params = {"format": "text"} if fmt == "text" else {}
-        return self.get(f"/metadata/instance{'/' + path.strip('/') if path.strip('/') else ''}",
-                        params, fmt=fmt, first_timeout=first_timeout)
+        """GET /metadata/instance[/path]; ``fmt="text"`` asks IMDS for ``format=text``."""
+        below = path.strip("/")
+        return self.get(f"/metadata/instance{'/' + below if below else ''}",
+                        {"format": "text"} if fmt == "text" else None, fmt=fmt, first_timeout=first_timeout)
 
-    def get(self, path: str, params: dict[str, str] | None = None, *, fmt: str = "json",
-            versioned: bool = True, first_timeout: float | None = None) -> ImdsResponse:
-        return self.call("GET", path, params, fmt=fmt, versioned=versioned, first_timeout=first_timeout)
+    def get(self, path: str, params: dict[str, str] | None = None, *, fmt: str = "json", versioned: bool = True,
+            first_timeout: float | None = None, policy: RetryPolicy = RETRY) -> ImdsResponse:
+        return self.call("GET", path, params, fmt=fmt, versioned=versioned, first_timeout=first_timeout,
+                         policy=policy)
 
-    def post(self, path: str, payload: t.Any, params: dict[str, str] | None = None) -> ImdsResponse:
-        return self.call("POST", path, params, data=json.dumps(payload).encode("utf-8"))
+    def post(self, path: str, payload: t.Any, *, fmt: str = "text") -> ImdsResponse:
+        """POST ``payload`` as JSON (scheduled events answer an approval with an empty body)."""
+        return self.call("POST", path, data=json.dumps(payload).encode("utf-8"), fmt=fmt)
 
     def call(self, method: str, path: str, params: dict[str, str] | None = None, *, data: bytes | None = None,
-             fmt: str = "json", versioned: bool = True, first_timeout: float | None = None) -> ImdsResponse:
-        """One logical request: retries, version negotiation, parsing. Raises ImdsError."""
-        deadline = self.clock() + self.retry_timeout
+             fmt: str = "json", versioned: bool = True, first_timeout: float | None = None,
+             policy: RetryPolicy = RETRY) -> ImdsResponse:
+        """One logical request: attempts, negotiation and back-off under one deadline. Raises ImdsError.
+
+        No attempt starts after ``retry_timeout``; none ends after ``retry_timeout`` plus the
+        longest attempt timeout (``timeout``, or ``first_timeout`` for the first attempt).
+        """
+        started = self.clock()
+        retry_until = started + self.retry_timeout
+        give_up_at = retry_until + max(self.timeout, first_timeout or 0.0)
         version = self.api_version if versioned else None
+        backoff = _Backoff()
+        attempts = transport_failures = 0
         negotiated = False
-        attempts = 0
-        transport_failures = 0
-        backoff = self.backoff()
         while True:
-            url = self._url(path, params, version)
             attempts += 1
-            timeout = first_timeout if (first_timeout and attempts == 1) else self.timeout
+            url = self._url(path, params, version)
+            timeout = first_timeout if first_timeout and attempts == 1 else self.timeout
             try:
-                response = self._send(method, url, data, timeout)
+                response = self._send(method, url, data, timeout, give_up_at)
+                if 200 <= response.status < 300:
+                    value, duplicates = _parse(response, fmt)
+                    warnings = [f"IMDS at {url} named the key {key!r} twice in one object; the last value was used."
+                                for key in duplicates]
+                    return ImdsResponse(value, response.status, version, url, attempts, warnings)
             except TransportError as exc:
                 transport_failures += 1
-                if exc.kind in RETRYABLE_TRANSPORT and transport_failures <= TRANSPORT_RETRIES:
-                    delay = MIN_DELAY + float(next(backoff, 1))
-                    if self.clock() + delay < deadline:
+                if exc.kind in policy.transport and transport_failures <= policy.transport_retries:
+                    delay = min(backoff.next(), retry_until - self.clock())
+                    if delay > 0:
                         self.sleep(delay)
                         continue
-                raise self._transport_error(exc, url, version, attempts) from None
+                raise self._failure("transport", exc, url, version, attempts) from None
+            except BodyError as exc:
+                raise self._failure("body", exc, url, version, attempts) from None
             status = response.status
-            if 200 <= status < 300:
-                data, warnings = self._parse(response.body, fmt, url, version)
-                return ImdsResponse(data, status, version, url, attempts, warnings)
-            text, offered = _error_text(response.body)
-            if status == 400 and versioned and not negotiated and not self.pinned and self._version_refused(text, offered):
-                better = self._newest_known(offered) if offered else self._supported_versions()
+            text, offered = _error_text(response)
+            if (status == 400 and versioned and not negotiated and not self.pinned
+                    and (offered or (text is not None and "api-version" in text))):
+                negotiated = True
+                better = self._newest_served(offered, give_up_at)
                 if better and better != version:
-                    version = better
-                    self.api_version = better  # later calls of this client start with it
-                    negotiated = True
+                    version = self.api_version = better  # later calls of this client start with it
                     continue
-            if status in RETRY_STATUSES:
-                remaining = deadline - self.clock()
-                delay = retry_after_seconds(response.headers.get("retry-after"))
-                asked = delay if delay is not None and delay > remaining else None
-                if delay is None:  # full jitter, with a floor so that retries never spin
-                    delay = min(MIN_DELAY + float(next(backoff, 8)), remaining)
-                if 0 < remaining and delay <= remaining:
-                    self.sleep(delay)
+            if status in policy.statuses:
+                asked = retry_after_seconds(response.headers.get("retry-after"))
+                remaining = retry_until - self.clock()
+                if remaining > 0 and (asked is None or asked <= remaining):
+                    # Retry-After may lengthen the back-off, never shorten it below its floor
+                    self.sleep(min(max(backoff.next(), asked or 0.0), remaining))
                     continue
-                raise self._status_error(status, text, url, version, attempts, gave_up=True, offered=offered,
-                                         retry_after=asked)
-            raise self._status_error(status, text, url, version, attempts, offered=offered)
+                raise self._failure("gave_up", response, url, version, attempts, text=text, offered=offered,
+                                    retry_after=asked if remaining > 0 else None)
+            raise self._failure("status", response, url, version, attempts, text=text, offered=offered)
 
-    # -- internals ----------------------------------------------------------------------
+    # -- internals --------------------------------------------------------------------------
 
     def _url(self, path: str, params: dict[str, str] | None, version: str | None) -> str:
         query = dict(params or {})
@@ -350,119 +196,209 @@ class ImdsClient:
             query["api-version"] = version
         return f"{self.endpoint}{path}" + (f"?{urlencode(query)}" if query else "")
 
-    def _send(self, method: str, url: str, data: bytes | None, timeout: float):
-        stamp = self.limiter.acquire()
-        self.requests_sent += 1
-        headers = {"Metadata": "true", "x-ms-client-request-id": str(uuid.uuid4())}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
+    def _send(self, method: str, url: str, data: bytes | None, timeout: float, give_up_at: float) -> t.Any:
+        """One attempt through the rate limit, cut to what is left before ``give_up_at``."""
+        from_limiter = _rate_limit_errors()
         try:
-            return self.transport.request(method, url, headers, data, timeout, MAX_BODY_BYTES)
+            ticket = self.limiter.acquire(give_up_at, hold=timeout + 1.0)
+        except from_limiter as exc:
+            raise TransportError("rate_limit", str(exc)) from None
+        try:
+            left = min(timeout, give_up_at - self.clock())
+            if left <= 0:
+                raise TransportError("timeout", "timed out: no time was left within retry_timeout and timeout")
+            headers = {"Metadata": "true", "x-ms-client-request-id": _request_id()}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            return self.transport.request(method, url, headers, data, left, MAX_BODY_BYTES)
         finally:
-            self.limiter.done(stamp)
+            self.limiter.done(ticket)
 
-    def _newest_known(self, offered: t.Iterable[str]) -> str | None:
-        """The newest of ``offered`` that this client knows."""
-        if self.known_versions is None:
-            return newest_common(offered)
-        return max((v for v in offered if v in self.known_versions), default=None)
-
-    def _supported_versions(self) -> str | None:
-        """Ask /metadata/versions (it needs no api-version) for the versions IMDS serves."""
-        if self.known_versions is not None:  # it lists instance versions only
+    def _newest_served(self, offered: list[str] | None, give_up_at: float) -> str | None:
+        """The newest api-version both sides know: from the 400's list, else from /metadata/versions."""
+        if offered:
+            if self.known_versions is None:
+                return newest_common(offered)
+            return max((v for v in offered if v in self.known_versions), default=None)
+        if self.known_versions is not None:  # /metadata/versions lists instance versions only
             return None
         try:
-            response = self._send("GET", f"{self.endpoint}/metadata/versions", None, self.timeout)
-        except TransportError:
+            response = self._send("GET", f"{self.endpoint}/metadata/versions", None, self.timeout, give_up_at)
+            listed = json.loads(response.body.decode("utf-8")).get("apiVersions") if response.status == 200 else None
+        except (TransportError, ValueError, AttributeError, RecursionError):
             return None
-        if response.status != 200:
-            return None
-        try:
-            doc = json.loads(response.body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return None
-        versions = doc.get("apiVersions") if isinstance(doc, dict) else None
-        return newest_common(v for v in versions if isinstance(v, str)) if isinstance(versions, list) else None
+        return newest_common(v for v in listed if isinstance(v, str)) if isinstance(listed, list) else None
 
-    @staticmethod
-    def _version_refused(text: str | None, offered: list[str] | None) -> bool:
-        return bool(offered) or (text is not None and "api-version" in text)
+    def _failure(self, what: str, cause: t.Any, url: str, version: str | None, attempts: int,
+                 **details: t.Any) -> ImdsError:
+        from ansible_collections.imds.azure.plugins.module_utils import _messages
 
-    @staticmethod
-    def _parse(body: bytes, fmt: str, url: str, version: str | None) -> tuple[t.Any, list[str]]:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ImdsError(f"IMDS at {url} (api-version {version}) answered with a body that is not UTF-8 "
-                            f"({exc.reason} at byte {exc.start}). Something other than IMDS answered, or the "
-                            "response was damaged on the way.", url=url, status=200, api_version=version,
-                            kind="body") from None
-        if fmt == "text":
-            return text, []
-        duplicates: list[str] = []
-        try:
-            data = json.loads(text, object_pairs_hook=lambda pairs: _last_wins(pairs, duplicates))
-        except RecursionError:
-            raise ImdsError(f"IMDS at {url} (api-version {version}) answered with JSON nested deeper than Python "
-                            "can read; an instance document is a few levels deep. Something other than IMDS "
-                            "answered.", url=url, status=200, api_version=version, kind="body") from None
-        except ValueError as exc:
-            snippet = text[:60].replace("\n", " ")
-            raise ImdsError(f"IMDS at {url} (api-version {version}) answered with a body that is not JSON "
-                            f"({exc}); it starts with {snippet!r}. A captive portal or proxy may have "
-                            "answered instead of IMDS.", url=url, status=200, api_version=version,
-                            kind="body") from None
-        warnings = [f"IMDS at {url} named the key {key!r} twice in one object; the last value was used."
-                    for key in dict.fromkeys(duplicates)]
-        return data, warnings
+        return _messages.failure(self, what, cause, url, version, attempts, **details)
 
-    def _transport_error(self, exc: TransportError, url: str, version: str | None, attempts: int) -> ImdsError:
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        message = f"Could not get {url} (api-version {version}): {exc}{tries}."
-        if exc.kind in ("timeout", "unreachable") and self.is_default_endpoint:
-            message += " " + ROUTE_HINT
-        elif exc.kind == "refused":
-            message += " Nothing listens at that address: check the endpoint."
-        elif exc.kind == "too_large":
-            message += " IMDS documents are a few kilobytes; something else answered."
-        return ImdsError(message, url=url, api_version=version, kind=exc.kind)
 
-    def _status_error(self, status: int, text: str | None, url: str, version: str | None, attempts: int,
-                      gave_up: bool = False, offered: list[str] | None = None,
-                      retry_after: float | None = None) -> ImdsError:
-        detail = f": {text}" if text else ""
-        message = f"IMDS answered {status} for {url} (api-version {version}){detail}."
-        if gave_up:
-            waited = f"{self.retry_timeout:g}"
-            spent = f"in {waited} s"
-            if retry_after is not None:  # we did not wait: IMDS asked for longer than we had left
-                message += (f" It asked to retry after {retry_after:g} s (Retry-After), more than is left of "
-                            f"retry_timeout ({waited} s).")
-                spent = "without waiting"
-            if status == 410:
-                message += (f" The metadata service is not ready yet; gave up after {_attempts(attempts)} {spent}. "
-                            "Raise retry_timeout (Microsoft says IMDS can take up to 70 s after boot).")
-            elif status == 429:
-                message += (f" IMDS is throttling this VM (5 requests per second); gave up after "
-                            f"{_attempts(attempts)} {spent}. Something else on the VM may be calling IMDS in a loop.")
-            else:
-                message += f" Gave up after {_attempts(attempts)} {spent}; IMDS may be degraded, try again later."
-        elif status == 400 and (offered or (text and "api-version" in text)):
-            if self.pinned:
-                message += (f" The pinned api_version {version} is not served here"
-                            + (f" (IMDS offers {', '.join(offered)})" if offered else "")
-                            + "; pin one of those or leave api_version unset to negotiate.")
-            else:
-                message += " No api-version known to this collection is served here."
-        elif status == 400:
-            message += " The request was refused as malformed."
-        elif status == 404:
-            message += " That path does not exist in IMDS (paths are case-sensitive)."
-        elif 300 <= status < 400:
-            message += " IMDS never redirects; something between this host and IMDS did, and the redirect was not followed."
-        elif status in (401, 403):
-            message += " The request was not allowed."
-        return ImdsError(message, url=url, status=status, api_version=version)
+class _Backoff:
+    """Full-jitter exponential back-off with a floor: MIN_DELAY + uniform(0, min(cap, 2**n))."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def next(self) -> float:
+        import random
+
+        self.count += 1
+        return MIN_DELAY + random.uniform(0.0, min(BACKOFF_CAP, 2.0 ** min(self.count - 1, 16)))
+
+
+def _rate_limit_errors() -> type[Exception]:
+    from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimitTimeout
+
+    return RateLimitTimeout
+
+
+def _request_id() -> str:
+    """A random (version 4) UUID for x-ms-client-request-id, without importing uuid."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header in seconds (a number, or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds and seconds != float("inf") else None
+    import email.utils
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    try:
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _error_text(response: t.Any) -> tuple[str | None, list[str] | None]:
+    """The ``error`` text and the ``newest-versions`` list of an IMDS error body, if it has them."""
+    if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        return None, None
+    try:
+        doc = _loads(response.body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, BodyError):
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    error = doc.get("error")
+    if isinstance(error, dict):  # identity errors: {"error": {"message": ...}} or {"error": "invalid_request", ...}
+        error = error.get("message")
+    text = error if isinstance(error, str) else None
+    if isinstance(doc.get("error_description"), str):
+        text = f"{text}: {doc['error_description']}" if text else doc["error_description"]
+    newest = doc.get("newest-versions")
+    versions = [v for v in newest if isinstance(v, str)] if isinstance(newest, list) else None
+    return text, versions
+
+
+def _parse(response: t.Any, fmt: str) -> tuple[t.Any, list[str]]:
+    """The body of a 2xx answer as text or JSON, and the keys that came twice in one object.
+
+    Raises BodyError, or TransportError for a body cut short.
+    """
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise BodyError("encoded", encoding)
+    try:
+        text = response.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError("not_utf8", f"{exc.reason} at byte {exc.start}") from None
+    if fmt == "text":
+        return text, []
+    duplicates: list[str] = []
+    try:
+        value = _loads(text, duplicates)
+    except ValueError as exc:
+        if _cut_short(text):
+            raise TransportError("truncated", f"the answer ended after {len(response.body)} bytes, in the "
+                                              "middle of its JSON document") from None
+        raise BodyError("not_json", f"{exc}|{text[:60]}") from None
+    return value, list(dict.fromkeys(duplicates))
+
+
+def _loads(text: str, duplicates: list[str] | None = None) -> t.Any:
+    """Strict JSON: no NaN or Infinity, no number that overflows, at most MAX_JSON_DEPTH deep."""
+    seen = duplicates if duplicates is not None else []
+    try:
+        value = json.loads(text, object_pairs_hook=lambda pairs: _last_wins(pairs, seen),
+                           parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise BodyError("too_deep", str(MAX_JSON_DEPTH)) from None
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise BodyError("too_deep", str(MAX_JSON_DEPTH))
+    return value
+
+
+def _no_constant(name: str) -> t.NoReturn:
+    raise BodyError("not_standard", name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BodyError("not_standard", text[:40])
+    return value
+
+
+def _deeper_than(value: t.Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and lists more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: t.Iterable[t.Any] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _cut_short(text: str) -> bool:
+    """Whether ``text`` stops inside an unfinished JSON object, list or string (a cut-short body)."""
+    depth = 0
+    in_string = escaped = False
+    started = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            started = True
+        elif char in "]}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return started and (depth > 0 or in_string)
 
 
 def _last_wins(pairs: list[tuple[str, t.Any]], duplicates: list[str]) -> dict[str, t.Any]:
@@ -470,5 +406,5 @@ def _last_wins(pairs: list[tuple[str, t.Any]], duplicates: list[str]) -> dict[st
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
-        duplicates.extend(pair[0] for pair in pairs if pair[0] in seen or seen.add(pair[0]))
+        duplicates.extend(pair[0] for pair in pairs if pair[0] in seen or seen.add(pair[0]))  # type: ignore[func-returns-value]
     return result

@@ -2,35 +2,46 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One small HTTP interface over two transports.
+"""The transport adapter: one HTTP attempt, whatever carries it.
 
-Inside a module requests go through ``fetch_url``; inside a controller plugin (the
-lookup) through ``open_url``. Both transports share everything else: no proxy (IMDS
-rejects proxied requests, and a proxy from the environment must never see them), no
-redirects (IMDS never redirects, so a 3xx is an error), a size cap on the body, and a
-deadline that holds for the whole response rather than for each read.
+The IMDS client hands a ``Transport`` one request at a time and gets back an
+``HttpResponse`` for any HTTP status, or a ``TransportError`` when there is no usable
+answer. Every transport keeps the same promises:
+
+- no proxy, whatever the environment says (IMDS refuses proxied requests, and a proxy
+  must never see them);
+- no redirect (IMDS never redirects, so a 3xx is an answer the client reports);
+- one deadline for the whole attempt: connecting, sending, the status line, the headers
+  and the body, however slowly a server dribbles them;
+- at most ``max_bytes`` of body, whatever the status, so that a huge error page costs no
+  more memory than a normal document.
+
+``HttpClientTransport`` is the standard library's ``http.client``, used by modules on
+the host and by the lookup on the controller: plain HTTP to a link-local address needs
+neither TLS nor proxy machinery. The action plugins carry attempts to Windows hosts
+through ``ansible.windows.win_uri`` (plugins/plugin_utils/_win_uri.py), behind the same
+interface.
 """
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
 import typing as t
-import urllib.error
-
-from ansible.module_utils.common.text.converters import to_native
 
 READ_CHUNK = 64 * 1024
-# Keys that fetch_url puts in its info dict beside the (lower-cased) response headers.
-_INFO_KEYS = frozenset(("body", "msg", "status", "url", "cookies", "cookies_string", "exception"))
+MAX_INTERIM = 8  # 1xx answers (102 Processing, 103 Early Hints) skipped before the final one
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
 
 
 class TransportError(Exception):
-    """No usable HTTP response: the connection failed, timed out, or the body was bad.
+    """No usable HTTP answer. ``kind`` says why, the message says it in words.
 
-    ``kind`` is one of ``timeout``, ``refused``, ``reset``, ``unreachable``,
-    ``truncated``, ``too_large`` or ``error``.
+    Kinds: ``timeout``, ``refused``, ``reset``, ``unreachable``, ``truncated``,
+    ``too_large``, ``protocol`` (not a valid HTTP answer), ``error`` (anything else).
     """
 
     def __init__(self, kind: str, message: str) -> None:
@@ -39,7 +50,7 @@ class TransportError(Exception):
 
 
 class HttpResponse:
-    """A complete response: status, lower-cased headers, and the body as bytes."""
+    """A complete answer: status, lower-cased headers, the body as bytes."""
 
     __slots__ = ("status", "headers", "body")
 
@@ -49,183 +60,206 @@ class HttpResponse:
         self.body = body
 
 
-def classify_error(exc: BaseException) -> TransportError:
-    """Turn a socket/urllib exception (possibly wrapped) into a TransportError."""
-    reason = getattr(exc, "reason", None) if isinstance(exc, urllib.error.URLError) else None
-    inner = reason if isinstance(reason, BaseException) else exc
-    text = to_native(reason if reason is not None else exc)
-    if isinstance(inner, (socket.timeout, TimeoutError)) or "timed out" in text:
-        return TransportError("timeout", "timed out")
-    if isinstance(inner, ConnectionRefusedError) or "refused" in text.lower():
-        return TransportError("refused", "connection refused")
-    if isinstance(inner, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)) or "reset" in text.lower():
-        return TransportError("reset", "connection reset by the peer")
-    if "closed" in text.lower() or "RemoteDisconnected" in type(inner).__name__:
-        return TransportError("reset", f"connection closed without a response ({text})")
-    if (isinstance(inner, OSError) and getattr(inner, "errno", None) in (101, 113, 65, 51)
-            or "unreachable" in text.lower() or "no route to host" in text.lower()):
-        return TransportError("unreachable", f"no route to the endpoint ({text})")
-    return TransportError("error", text or type(inner).__name__)
-
-
-def read_body(response: t.Any, max_bytes: int, deadline: float) -> bytes:
-    """Read a whole body, refusing more than ``max_bytes`` and any read past ``deadline``.
-
-    ``read1`` returns after one socket read, so a server that dribbles a byte at a
-    time still meets the deadline (``read(n)`` would wait for all n bytes).
-    """
-    reader = getattr(response, "read1", None) or response.read
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while True:
-            if time.monotonic() > deadline:
-                raise TransportError("timeout", "timed out while reading the response body")
-            chunk = reader(READ_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                raise TransportError("too_large", f"the response body is larger than {max_bytes} bytes")
-            chunks.append(chunk)
-    except TransportError:
-        raise
-    except Exception as exc:  # socket errors, http.client.IncompleteRead, ...
-        raise classify_error(exc) from None
-    body = b"".join(chunks)
-    length = _content_length(response)
-    if length is not None and len(body) < length:
-        raise TransportError("truncated", f"the response ended after {len(body)} of {length} bytes")
-    return body
-
-
-def _content_length(response: t.Any) -> int | None:
-    headers = getattr(response, "headers", None)
-    value = headers.get("Content-Length") if headers is not None else None
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _headers(response: t.Any) -> dict[str, str]:
-    try:
-        return {k.lower(): v for k, v in response.headers.items()}
-    except Exception:
-        return {}
-
-
-def within_deadline(call: t.Callable[[], t.Any], deadline: float) -> t.Any:
-    """Return ``call()`` (connect, send, read the status line and headers), or time out at ``deadline``.
-
-    The timeout of http.client and urllib holds for each socket operation, so a server
-    that sends its headers a byte at a time would hold the call for ever. ``call`` runs
-    in a daemon thread that is left behind at the deadline (the process ends it); its
-    exceptions are raised here.
-    """
-    outcome: list[tuple[bool, t.Any]] = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, call()))
-        except BaseException as exc:  # pylint: disable=broad-exception-caught  # handed to the caller
-            outcome.append((False, exc))
-
-    worker = threading.Thread(target=run, name="imds-request", daemon=True)
-    worker.start()
-    worker.join(max(0.0, deadline - time.monotonic()))
-    if not outcome:
-        raise TransportError("timeout", "timed out waiting for the status line and headers")
-    succeeded, value = outcome[0]
-    if succeeded:
-        return value
-    raise value
-
-
 class Transport:
-    """Send one request; return an HttpResponse for any HTTP status, else raise TransportError."""
+    """Send one request; return an HttpResponse for any HTTP status, else raise TransportError.
+
+    ``timeout`` is the whole time the attempt may take, in seconds.
+    """
 
     def request(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                 timeout: float, max_bytes: int) -> HttpResponse:
         raise NotImplementedError
 
-    @staticmethod
-    def _finish(response: t.Any, status: int, timeout: float, max_bytes: int, start: float) -> HttpResponse:
-        try:
-            body = read_body(response, max_bytes, start + timeout)
-        finally:
-            close = getattr(response, "close", None)
-            if close is not None:
-                close()
-        return HttpResponse(status, _headers(response), body)
 
-
-class _FetchUrlModule:
-    """What fetch_url needs of a module, with its failures raised instead of exiting.
-
-    fetch_url reports some connection errors (a reset before the headers, for one)
-    through ``module.fail_json``; the client must see them to retry or explain them.
-    """
-
-    def __init__(self) -> None:
-        # fetch_url reads these from the module's parameters rather than its arguments
-        self.params: dict[str, t.Any] = {"follow_redirects": "none", "use_proxy": False, "use_gssapi": False}
-        self.tmpdir = None
-
-    def fail_json(self, msg: str = "", **kwargs: t.Any) -> t.NoReturn:
-        raise classify_error(OSError(msg))
-
-
-class FetchUrlTransport(Transport):
-    """The transport for modules: ``ansible.module_utils.urls.fetch_url``."""
-
-    def __init__(self) -> None:
-        self._module = _FetchUrlModule()
+class HttpClientTransport(Transport):
+    """``http.client`` with one deadline over connect, send, headers and body."""
 
     def request(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                 timeout: float, max_bytes: int) -> HttpResponse:
-        from ansible.module_utils.urls import fetch_url  # imported only when a request is made
-
-        start = time.monotonic()
-        response, info = within_deadline(
-            lambda: fetch_url(self._module, url, data=data, headers=headers, method=method, use_proxy=False,
-                              timeout=timeout, force=True, use_gssapi=False, use_netrc=False, decompress=False),
-            start + timeout)
-        status = int(info.get("status", -1))
-        if status == -1 or response is None and "body" not in info:
-            raise classify_error(OSError(info.get("msg", "request failed")))
-        if 200 <= status < 300 and response is not None:
-            return self._finish(response, status, timeout, max_bytes, start)
-        body = info.get("body") or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8", "replace")
-        headers_out = {k: v for k, v in info.items() if isinstance(v, str) and k not in _INFO_KEYS}
-        return HttpResponse(status, headers_out, body[:max_bytes])
-
-
-class OpenUrlTransport(Transport):
-    """The transport for controller plugins: ``ansible.module_utils.urls.open_url``."""
-
-    def request(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
-                timeout: float, max_bytes: int) -> HttpResponse:
-        from ansible.module_utils.urls import open_url
-
-        start = time.monotonic()
+        deadline = time.monotonic() + timeout
+        host, port, target = _split(url)
+        connection = _Connection(host, port, deadline)
+        phase = "while connecting"
         try:
-            response = within_deadline(
-                lambda: open_url(url, data=data, headers=headers, method=method, use_proxy=False,
-                                 follow_redirects="none", timeout=timeout, force=True, use_gssapi=False,
-                                 use_netrc=False, decompress=False),
-                start + timeout)
+            connection.connect()
+            phase = "while sending the request"
+            connection.request(method, target, body=data, headers=headers)
+            phase = "waiting for the status line and headers"
+            response = connection.getresponse()
+            phase = "while reading the response body"
+            body = _read_body(response, max_bytes)
+            return HttpResponse(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
         except TransportError:
             raise
-        except urllib.error.HTTPError as exc:
-            status = int(exc.code)
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # every socket and HTTP failure
+            failure = classify_error(exc)
+            if failure.kind == "timeout":
+                failure = TransportError("timeout", f"timed out {phase}")
+            raise failure from None
+        finally:
+            connection.close()
+
+
+def _split(url: str) -> tuple[str, int, str]:
+    """``http://host:port/path?query`` -> (host, port, "/path?query")."""
+    rest = url.partition("://")[2]
+    netloc, slash, path = rest.partition("/")
+    host, port = netloc, 80
+    if netloc.startswith("["):
+        host, _bracket, tail = netloc[1:].partition("]")
+        if tail.startswith(":"):
+            port = int(tail[1:])
+    elif ":" in netloc:
+        host, _colon, number = netloc.rpartition(":")
+        port = int(number)
+    return host, port, slash + path if slash else "/"
+
+
+def _read_body(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
+    """The whole body (any status), or TransportError past ``max_bytes``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = response.read(READ_CHUNK)
+        if not chunk:
+            missing = getattr(response, "length", None)  # what Content-Length announced and never came
+            if isinstance(missing, int) and missing > 0:
+                raise TransportError("truncated", f"the response ended after {size} bytes of the body, "
+                                                  f"{missing} fewer than its Content-Length")
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes:
+            raise TransportError("too_large", f"the response body (status {response.status}) is larger than "
+                                              f"{max_bytes} bytes")
+        chunks.append(chunk)
+
+
+class _DeadlineSocket(socket.socket):
+    """A socket whose every send and receive ends by one deadline (time.monotonic())."""
+
+    deadline = 0.0
+
+    def _arm(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        self.settimeout(left)
+
+    def recv_into(self, buffer: t.Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._arm()
+        return super().recv(bufsize, flags)
+
+    def sendall(self, data: t.Any, flags: int = 0) -> None:
+        self._arm()
+        super().sendall(data, flags)
+
+    def send(self, data: t.Any, flags: int = 0) -> int:
+        self._arm()
+        return super().send(data, flags)
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[tuple[t.Any, ...]]:
+    """getaddrinfo for ``host``: at once for an address, within the deadline for a name."""
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass
+    outcome: list[t.Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except OSError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name="imds-resolve", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        raise TransportError("timeout", f"timed out resolving {host}")
+    if isinstance(outcome[0], OSError):
+        raise TransportError("unreachable", f"cannot resolve {host} ({outcome[0]})")
+    return outcome[0]
+
+
+class _Response(http.client.HTTPResponse):
+    """An answer whose interim 1xx responses (102, 103...) are skipped like 100 Continue."""
+
+    def _read_status(self) -> tuple[str, int, str]:  # type: ignore[override]
+        for _interim in range(MAX_INTERIM + 1):
+            version, status, reason = super()._read_status()
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            _skip_headers(self.fp)
+        raise TransportError("protocol", f"more than {MAX_INTERIM} interim (1xx) answers before a final one")
+
+
+def _skip_headers(fp: t.Any) -> None:
+    for _count in range(_MAX_HEADERS + 1):
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise TransportError("protocol", "a header line longer than 64 KiB")
+        if line in (b"\r\n", b"\n", b""):
+            return
+    raise TransportError("protocol", f"more than {_MAX_HEADERS} headers")
+
+
+class _Connection(http.client.HTTPConnection):
+    """HTTPConnection over a _DeadlineSocket. It never reads proxy settings."""
+
+    response_class = _Response
+
+    def __init__(self, host: str, port: int, deadline: float) -> None:
+        super().__init__(host, port, timeout=max(0.001, deadline - time.monotonic()))
+        self.deadline = deadline
+
+    def connect(self) -> None:
+        last: OSError | None = None
+        for family, kind, proto, _name, address in _resolve(self.host, self.port, self.deadline):
+            sock = _DeadlineSocket(family, kind, proto)
+            sock.deadline = self.deadline
             try:
-                body = read_body(exc, max_bytes, start + timeout) if exc.fp is not None else b""
-            except TransportError:
-                body = b""
-            return HttpResponse(status, _headers(exc), body)
-        except Exception as exc:
-            raise classify_error(exc) from None
-        return self._finish(response, int(getattr(response, "status", 200)), timeout, max_bytes, start)
+                sock._arm()
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
+            return
+        raise last if last is not None else TransportError("unreachable", f"no address for {self.host}")
+
+
+_UNREACHABLE_ERRNOS = frozenset((51, 65, 101, 113, 10051, 10065))  # ENETUNREACH, EHOSTUNREACH (BSD, Linux, Windows)
+
+
+def classify_error(exc: BaseException) -> TransportError:
+    """Turn a socket or http.client exception into a TransportError."""
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return TransportError("timeout", "timed out")
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportError("refused", "connection refused")
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return TransportError("reset", "the connection was closed without an answer")
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return TransportError("reset", "connection reset by the peer")
+    if isinstance(exc, http.client.IncompleteRead):
+        return TransportError("truncated", f"the response ended after {len(exc.partial)} bytes of the body"
+                                           + (f", {exc.expected} more were announced" if exc.expected else ""))
+    if isinstance(exc, (http.client.LineTooLong, http.client.UnknownProtocol, http.client.BadStatusLine,
+                        http.client.HTTPException)):
+        return TransportError("protocol", f"not a valid HTTP answer ({type(exc).__name__})")
+    if isinstance(exc, OSError) and (exc.errno in _UNREACHABLE_ERRNOS):
+        return TransportError("unreachable", f"no route to the endpoint ({exc.strerror or exc})")
+    if isinstance(exc, OSError):
+        return TransportError("error", str(exc.strerror or exc))
+    if isinstance(exc, ValueError):  # http.client refuses to send, e.g. a URL with control characters
+        return TransportError("error", f"the request could not be sent ({type(exc).__name__})")
+    return TransportError("error", type(exc).__name__)

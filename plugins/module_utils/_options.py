@@ -14,11 +14,11 @@ to a URL the user did not mean.
 from __future__ import annotations
 
 import math
-import re
 import typing as t
 from urllib.parse import urlsplit
 
 from ansible_collections.imds.azure.plugins.module_utils._text import printable
+from ansible_collections.imds.azure.plugins.module_utils._versions import VERSION_RE
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 DEFAULT_TIMEOUT = 5.0
@@ -28,7 +28,6 @@ MAX_TIMEOUT = 3600.0  # one request
 MAX_WAIT = 7 * 86400.0  # a retry budget or a wait
 
 _IMDS_HOST = "169.254.169.254"
-_VERSION_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])\Z")
 
 
 class OptionError(ValueError):
@@ -134,7 +133,7 @@ def api_version(value: t.Any) -> str | None:
     """None (negotiate) or a date as ``YYYY-MM-DD``; anything else is an OptionError."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _VERSION_RE.match(value.strip()):
+    if not isinstance(value, str) or not VERSION_RE.match(value.strip()):
         raise OptionError(f"api_version must be a date such as 2021-02-01, or unset to use the newest version "
                           f"IMDS serves, not {printable(value, 40)!r}.")
     return value.strip()

@@ -86,26 +86,7 @@ EVENTS_VERSIONS: tuple[str, ...] = (
 EVENTS_NEWEST: str = EVENTS_VERSIONS[-1]
 
 _KNOWN = frozenset(KNOWN_VERSIONS)
-_VERSION_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])\Z")
-
-
-def is_known(version: object) -> bool:
-    """Tell whether ``version`` is one of KNOWN_VERSIONS (anything not a string is not)."""
-    return isinstance(version, str) and version in _KNOWN
-
-
-def _checked(version: object, what: str) -> str:
-    if not isinstance(version, str) or not _VERSION_RE.match(version):
-        raise ValueError(f"{what} {version!r} is not an api-version: expected a date as YYYY-MM-DD, e.g. {NEWEST!r}")
-    return version
-
-
-def version_at_least(version: str, since: str) -> bool:
-    """Tell whether api-version ``version`` is ``since`` or newer.
-
-    Both must be dates as ``YYYY-MM-DD`` (known or not); anything else raises ValueError.
-    """
-    return _checked(version, "version") >= _checked(since, "since")
+VERSION_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])\Z")  # an api-version: a date
 
 
 def newest_common(offered: Iterable[str] | None) -> str | None:
@@ -296,6 +277,6 @@ def field_expected(path: str, api_version: str) -> bool | None:
     tell (unknown field, undocumented version, or ``api_version`` not a date).
     """
     since = _SINCE.get(path)
-    if since is None or not isinstance(api_version, str) or not _VERSION_RE.match(api_version):
+    if since is None or not isinstance(api_version, str) or not VERSION_RE.match(api_version):
         return None
     return api_version >= since

@@ -20,6 +20,7 @@ description:
     ansible-core 2.21 deprecates injected facts.
 extends_documentation_fragment:
   - imds.azure.imds
+  - imds.azure.imds.detection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
 attributes:
@@ -61,12 +62,17 @@ options:
       - Change it only for tests or unusual kernels.
     type: path
     default: /sys/class/dmi/id/chassis_asset_tag
+  fact_path:
+    description:
+      - Accepted and ignored, so that a play-level C(fact_path) does not make gathering fail when this
+        module is one of the C(facts_modules); M(ansible.builtin.setup) reads it.
+    type: path
 notes:
   - One request per gather when the api-version is known; two when IMDS refuses the newest version
     and one has to be negotiated.
   - When the asset tag cannot be read (containers, some kernels) and the endpoint is the default,
-    the first request waits at most one second for an answer; no answer then means the host is not
-    on Azure, unless O(require_azure=true).
+    the first request waits at most O(probe_timeout) seconds for an answer; no answer then means the
+    host is not on Azure, unless O(require_azure=true).
   - IMDS answers only from inside the VM, so this module must run on the VM itself (not delegated
     to the controller).
   - As a gather_facts module beside M(ansible.builtin.setup), set C(ansible_facts_parallel=false).
@@ -243,14 +249,16 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._options import imds_argument_spec
-from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
-from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
+from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, request_on_azure
+from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
 from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
+from ansible_collections.imds.azure.plugins.module_utils._options import (
+    DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, OptionError, imds_argument_spec, seconds)
 
 
-def select(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
+def filter_facts(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
     """Keep the facts whose name, with or without the ansible_ prefix, matches a pattern."""
     if patterns == ["*"] or not patterns:
         return facts
@@ -258,30 +266,43 @@ def select(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
             if any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(name[len("ansible_"):], p) for p in patterns)}
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            **imds_argument_spec(),
-            include_user_data=dict(type="bool", default=False),
-            filter=dict(type="list", elements="str", default=["*"]),
-            require_azure=dict(type="bool", default=False),
-            dmi_path=dict(type="path", default=DMI_ASSET_TAG_PATH),
-        ),
-        supports_check_mode=True,
+def argument_spec() -> dict[str, t.Any]:
+    return dict(
+        **imds_argument_spec(),
+        include_user_data=dict(type="bool", default=False),
+        filter=dict(type="list", elements="str", default=["*"]),
+        require_azure=dict(type="bool", default=False),
+        dmi_path=dict(type="path", default=DMI_ASSET_TAG_PATH),
+        probe_timeout=dict(type="float", default=DEFAULT_PROBE_TIMEOUT),
+        fact_path=dict(type="path"),  # passed by gather_facts with a play-level fact_path; not used
     )
-    p = module.params
+
+
+def gather(params: dict[str, t.Any], client: ImdsClient) -> tuple[dict[str, t.Any], list[str]]:
+    """The facts for this host, and warnings. Raises NotOnAzure, ImdsError or ImdsDocumentError."""
+    probe = seconds(params["probe_timeout"], "probe_timeout", above_minimum=True, maximum=MAX_TIMEOUT)
+    detected = request_on_azure(client, lambda first: client.instance(first_timeout=first), probe_timeout=probe,
+                                dmi_path=params["dmi_path"])
+    facts = normalize(detected.response.data, detected.response.api_version,
+                      include_user_data=params["include_user_data"])
+    facts["ansible_azure_detection_reason"] = detected.reason
+    return facts, [f"IMDS at {detected.response.url}: {w}" for w in detected.response.warnings]
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
     try:
-        client = ImdsClient(FetchUrlTransport(), endpoint=p["endpoint"], api_version=p["api_version"],
-                            timeout=p["timeout"], retry_timeout=p["retry_timeout"])
-        response, reason = call_detecting(client, lambda first: client.instance(first_timeout=first), p["dmi_path"])
-        facts = normalize(response.data, client.api_version, include_user_data=p["include_user_data"])
-        warnings = response.warnings
+        client = ImdsClient(HttpClientTransport(), endpoint=params["endpoint"], api_version=params["api_version"],
+                            timeout=params["timeout"], retry_timeout=params["retry_timeout"])
+        facts, warnings = gather(params, client)
+    except OptionError as exc:
+        module.fail_json(msg=str(exc))
     except NotOnAzure as exc:
-        if p["require_azure"]:
+        if params["require_azure"]:
             module.fail_json(msg=f"This host does not look like an Azure VM: {exc.reason}. {exc.hint}".strip())
-        facts = {"ansible_azure_detected": False, "ansible_azure_api_version": None}
-        reason = exc.reason
-        warnings = []
+        facts, warnings = {"ansible_azure_detected": False, "ansible_azure_api_version": None,
+                           "ansible_azure_detection_reason": exc.reason}, []
     except ImdsError as exc:
         module.fail_json(msg=str(exc), **exc.to_result())
     except ImdsDocumentError as exc:
@@ -289,8 +310,7 @@ def main() -> None:
                              f"document that is not an instance document: {exc}", api_version=client.api_version)
     for warning in warnings:
         module.warn(warning)
-    facts["ansible_azure_detection_reason"] = reason
-    module.exit_json(changed=False, ansible_facts=select(facts, p["filter"]))
+    module.exit_json(changed=False, ansible_facts=filter_facts(facts, params["filter"]))
 
 
 if __name__ == "__main__":

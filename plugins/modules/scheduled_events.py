@@ -20,6 +20,7 @@ description:
     default only the events whose C(Resources) name this VM are returned.
 extends_documentation_fragment:
   - imds.azure.imds
+  - imds.azure.imds.detection
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -108,7 +109,8 @@ notes:
   - IMDS answers only from inside the VM, so this module must run on the VM itself (not delegated
     to the controller).
   - With the default O(endpoint), a host whose DMI data says it is not an Azure VM fails at once,
-    without a request.
+    without a request. Where the DMI data cannot tell, the compute name request is asked first with
+    O(probe_timeout), also when O(vm_name) is set, and no answer fails the task as "not an Azure VM".
   - A run makes one request for the VM name (unless O(vm_name) is given), one for the events, one
     per poll while waiting, and when it approves one C(POST) and one more read to return the
     events as they stand after the approval.
@@ -269,18 +271,19 @@ msg:
   sample: Approved 1 event for web-linux-01 -- C7061BAC-AFDC-4513-B24B-AA5F13A16123 (Freeze).
 """
 
-import json
 import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT, imds_argument_spec
-from ansible_collections.imds.azure.plugins.module_utils._detect import dmi_evidence
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
+from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure, host_evidence, request_on_azure
+from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
                                     parse_document, plan_approval, poll_until, select, start_requests)
-from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
+from ansible_collections.imds.azure.plugins.module_utils._options import (
+    DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, OptionError, imds_argument_spec, seconds)
 from ansible_collections.imds.azure.plugins.module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS
 
 MIN_POLL_INTERVAL = 1.0
@@ -335,12 +338,26 @@ class Events:
         return still, started, gone
 
     def _post(self, event_ids: list[str]) -> None:
-        # fmt="text": IMDS answers an approval with an empty body
-        self.client.call("POST", EVENTS_PATH, data=json.dumps(start_requests(event_ids)).encode("utf-8"), fmt="text")
+        self.client.post(EVENTS_PATH, start_requests(event_ids))  # IMDS answers an approval with an empty body
 
 
-def vm_name_from_imds(client: ImdsClient) -> str:
-    name = client.instance("compute/name", fmt="text").data.strip()
+def find_vm_name(params: dict[str, t.Any], events_client: ImdsClient) -> str:
+    """The name this VM has in the events' Resources, once it is clear the host may be an Azure VM.
+
+    With the default endpoint and a host whose DMI data cannot tell, the compute name
+    request is the probe: no answer within probe_timeout means "not an Azure VM".
+    """
+    client = ImdsClient(events_client.transport, endpoint=events_client.endpoint, timeout=events_client.timeout,
+                        retry_timeout=events_client.retry_timeout, limiter=events_client.limiter)
+    evidence = host_evidence(client)
+    if params["vm_name"] and (evidence is None or evidence.azure):
+        return params["vm_name"].strip()
+    probe = seconds(params["probe_timeout"], "probe_timeout", above_minimum=True, maximum=MAX_TIMEOUT)
+    detected = request_on_azure(client, lambda first: client.instance("compute/name", fmt="text", first_timeout=first),
+                                probe_timeout=probe, evidence=evidence)
+    if params["vm_name"]:
+        return params["vm_name"].strip()
+    name = detected.response.data.strip()
     if not name:
         raise ImdsError(f"IMDS at {client.endpoint} gave an empty compute name; set vm_name.", url=client.endpoint)
     return name
@@ -435,6 +452,7 @@ def main() -> None:
             wait_timeout=dict(type="float", default=300.0),
             poll_interval=dict(type="float", default=2.0),
             first_call_timeout=dict(type="float", default=FIRST_CALL_TIMEOUT),
+            probe_timeout=dict(type="float", default=DEFAULT_PROBE_TIMEOUT),
         ),
         mutually_exclusive=[("approve", "wait_for")],
         supports_check_mode=True,
@@ -444,25 +462,22 @@ def main() -> None:
     if problem:
         module.fail_json(msg=problem)
     result: dict[str, t.Any] = {"changed": False, "approved": [], "already_started": [], "not_found": []}
-    if p["endpoint"].rstrip("/") == DEFAULT_ENDPOINT:
-        evidence = dmi_evidence()
-        if evidence.azure is False:
-            module.fail_json(msg=f"This host does not look like an Azure VM ({evidence.reason}), so it has no "
-                                 "scheduled events. Run the task on Azure VMs only, or set endpoint to an IMDS emulator.")
     try:
-        client = ImdsClient(FetchUrlTransport(), endpoint=p["endpoint"], api_version=p["api_version"],
+        client = ImdsClient(HttpClientTransport(), endpoint=p["endpoint"], api_version=p["api_version"],
                             timeout=p["timeout"], retry_timeout=p["retry_timeout"], known_versions=EVENTS_VERSIONS)
-        if p["vm_name"]:
-            vm_name = p["vm_name"].strip()
-        else:
-            vm_name = vm_name_from_imds(ImdsClient(client.transport, endpoint=p["endpoint"], timeout=p["timeout"],
-                                                   retry_timeout=p["retry_timeout"], limiter=client.limiter))
+        vm_name = find_vm_name(p, client)
         session = Events(client, vm_name, p["first_call_timeout"])
         doc = session.read()
         if p["wait_for"]:
             doc = wait(session, doc, p, result)
         elif p["approve"] is not None:
             doc = approve(session, doc, p["approve"], module.check_mode, result)
+    except OptionError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except NotOnAzure as exc:
+        module.fail_json(msg=f"This host does not look like an Azure VM ({exc.reason}), so it has no scheduled "
+                             f"events. Run the task on Azure VMs only, or set endpoint to an IMDS emulator. {exc.hint}"
+                             .strip(), **result)
     except ImdsError as exc:
         module.fail_json(msg=str(exc), **exc.to_result(), **result)
     for warning in session.warnings:

@@ -32,8 +32,10 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, call_detecting
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
+from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, request_on_azure
+from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT
 
 CACHE_FORMAT = 1
 
@@ -64,10 +66,12 @@ def redact_user_data(document: dict[str, t.Any]) -> tuple[dict[str, t.Any], bool
     return {**document, "compute": {**compute, "userData": None}}, True
 
 
-def fetch_instance(client: ImdsClient, dmi_path: str = DMI_ASSET_TAG_PATH) -> dict[str, t.Any]:
+def fetch_instance(client: ImdsClient, probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+                   dmi_path: str = DMI_ASSET_TAG_PATH) -> dict[str, t.Any]:
     """Fetch /metadata/instance once; return a cache entry (an answer or an error, never raises)."""
     try:
-        response = call_detecting(client, lambda first: client.instance(first_timeout=first), dmi_path)[0]
+        response = request_on_azure(client, lambda first: client.instance(first_timeout=first),
+                                    probe_timeout=probe_timeout, dmi_path=dmi_path).response
     except NotOnAzure as exc:
         return {"error": {"message": exc.reason, "hint": exc.hint, "not_azure": True}}
     except ImdsError as exc:

@@ -199,7 +199,7 @@ def test_410_storm_outlasting_the_deadline(emulator, playbook):
     emu = emulator(profile="linux", faults={"status_always": 410})
     result = playbook(gather("retry_timeout: 4\n        timeout: 2"), extra_vars={"endpoint": emu.url})
     assert result.returncode != 0
-    assert "not ready yet" in result.stdout and "410" in result.stdout
+    assert "going through updates" in result.stdout and "410" in result.stdout
     assert "Traceback" not in result.output
     requests = imds_requests(emu)
     assert requests[-1]["time"] - requests[0]["time"] <= 4 + 0.5

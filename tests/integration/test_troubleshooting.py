@@ -18,7 +18,7 @@ import yaml
 from tests.utils.paths import REPO
 
 PAGE = REPO / "docs" / "troubleshooting.md"
-DOC_BLOCKS = {"DOCUMENTATION", "EXAMPLES", "RETURN", "PLUGIN_SOURCES"}
+DOC_BLOCKS = {"DOCUMENTATION", "EXAMPLES", "RETURN", "PLUGIN_SOURCES", "DETECTION"}
 MIN_WORDS = 3
 
 

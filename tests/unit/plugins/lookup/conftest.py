@@ -1,16 +1,12 @@
-"""The lookup without ansible-playbook: its options as ansible-core merges them, open_url mocked.
+"""The lookup without ansible-playbook: its options as ansible-core merges them, the transport faked.
 
-``open_url`` is replaced by a function that hands each request to an in-process IMDS
+The HTTP transport is replaced by one that hands each request to an in-process IMDS
 emulator (``Emulator.answer``, no socket), so the lookup is exercised against the
 independent oracle without any network. Scripted failures (timeouts, statuses) can be
 put in front of it per path.
 """
 from __future__ import annotations
 
-import email.message
-import io
-import socket
-import urllib.error
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -20,12 +16,12 @@ from ansible.utils.plugin_docs import add_fragments
 
 from ansible_collections.imds.azure.plugins.doc_fragments.imds import ModuleDocFragment
 from ansible_collections.imds.azure.plugins.lookup import metadata
-from ansible_collections.imds.azure.plugins.module_utils import _client
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport, HttpResponse, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT
 from ansible_collections.imds.azure.plugins.plugin_utils import _lookup_live
 
 LOAD_NAME = "ansible_collections.imds.azure.plugins.lookup.metadata"
 ENDPOINT = "http://imds.test"
-DEFAULT_ENDPOINT = _client.DEFAULT_ENDPOINT
 
 
 class _Fragments:
@@ -43,18 +39,8 @@ def option_definitions():
     return doc["options"]
 
 
-class _Response(io.BytesIO):
-    def __init__(self, status, body, headers):
-        super().__init__(body)
-        self.status = status
-        self.headers = email.message.Message()
-        for name, value in headers.items():
-            self.headers[name] = value
-        self.headers["Content-Length"] = str(len(body))
-
-
 class FakeImds:
-    """Stands in for open_url: answers through an emulator's answer(), records every call."""
+    """Stands in for the HTTP transport: answers through an emulator's answer(), records every call."""
 
     def __init__(self, emulator):
         self.emulator = emulator
@@ -70,9 +56,7 @@ class FakeImds:
     def queries(self):
         return [dict(parse_qsl(urlsplit(call["url"]).query)) for call in self.calls]
 
-    def __call__(self, url, data=None, headers=None, method=None, use_proxy=True, follow_redirects="urllib2",
-                 timeout=10, **kwargs):
-        assert use_proxy is False and follow_redirects == "none"
+    def request(self, method, url, headers, data, timeout, max_bytes):
         self.calls.append({"url": url, "headers": dict(headers or {}), "method": method, "timeout": timeout})
         parts = urlsplit(url)
         # the default endpoint is only ever answered here, by this fake, never sent anywhere
@@ -82,29 +66,22 @@ class FakeImds:
             answer = script.pop(0) if len(script) > 1 else script[0]
             if isinstance(answer, BaseException):
                 raise answer
-            body = b'{"error": "scripted"}'
-            raise urllib.error.HTTPError(url, answer, "scripted", email.message.Message(), io.BytesIO(body))
+            return HttpResponse(answer, {}, b'{"error": "scripted"}')
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         sent = {name.lower(): value for name, value in (headers or {}).items()}
         reply = self.emulator.answer(method or "GET", parts.path, query, sent, data or b"")
         body = b"".join(reply.chunks())
-        extra = {"Content-Type": reply.content_type} if reply.content_type else {}
-        extra.update(reply.headers)
-        if 200 <= reply.status < 300:
-            return _Response(reply.status, body, extra)
-        message = email.message.Message()
-        for name, value in extra.items():
-            message[name] = value
-        raise urllib.error.HTTPError(url, reply.status, "error", message, io.BytesIO(body))
+        extra = {"content-type": reply.content_type} if reply.content_type else {}
+        extra.update({name.lower(): value for name, value in reply.headers.items()})
+        return HttpResponse(reply.status, extra, body)
 
 
-TIMEOUT = urllib.error.URLError(socket.timeout("timed out"))
+TIMEOUT = TransportError("timeout", "timed out")
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """A private rate-limit file and run folder; nothing remembered between tests."""
-    monkeypatch.setattr(_client.tempfile, "gettempdir", lambda: str(tmp_path))
+    """A private run folder; nothing remembered between tests (tests/unit/conftest.py isolates the rate limit)."""
     run = tmp_path / "ansible-local-run"
     run.mkdir(mode=0o700)
     monkeypatch.setattr(metadata, "_run_directory", lambda: str(run))
@@ -125,7 +102,7 @@ def imds(monkeypatch):
 
     def make(profile="linux", **kwargs):
         fake = FakeImds(Emulator(profile=profile, **kwargs))
-        monkeypatch.setattr("ansible.module_utils.urls.open_url", fake)
+        monkeypatch.setattr(HttpClientTransport, "request", lambda self, *args: fake.request(*args))
         return fake
 
     return make

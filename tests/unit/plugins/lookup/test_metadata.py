@@ -1,6 +1,6 @@
 """The imds.azure.metadata lookup: sources, terms, answers, defaults, live-only categories, errors.
 
-open_url is mocked (see conftest.py): every request is answered in-process by the IMDS
+The HTTP transport is faked (see conftest.py): every request is answered in-process by the IMDS
 emulator, and recorded, so that tests can count requests and read their URLs.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ansible_collections.imds.azure.plugins.lookup import metadata
 from ansible_collections.imds.azure.plugins.module_utils import _detect
 from ansible_collections.imds.azure.plugins.plugin_utils import _lookup_live
 from ansible_collections.imds.azure.plugins.module_utils._detect import Evidence
+from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT
 from ansible_collections.imds.azure.plugins.plugin_utils._paths import text_of
 
 from .conftest import DEFAULT_ENDPOINT, LOCALHOST, TIMEOUT, remote
@@ -350,7 +351,28 @@ def test_controller_that_may_be_azure_probes_once_then_remembers(lookup, imds, m
     for dummy in range(5):
         assert lookup(["compute/vmId", "compute/name"], LOCALHOST, endpoint=DEFAULT_ENDPOINT, default="-") == ["-", "-"]
     assert len(fake.calls) == 1
-    assert fake.calls[0]["timeout"] == _detect.PROBE_TIMEOUT
+    assert fake.calls[0]["timeout"] == DEFAULT_PROBE_TIMEOUT
+
+
+def test_the_probe_timeout_is_an_option(lookup, imds, monkeypatch):
+    fake = imds("linux")
+    fake.script("/metadata/instance", TIMEOUT)
+    monkeypatch.setattr(_detect, "dmi_evidence", lambda path: Evidence(None, "no DMI data"))
+    assert lookup("compute/vmId", LOCALHOST, endpoint=DEFAULT_ENDPOINT, default="-", probe_timeout=3.5) == ["-"]
+    assert fake.calls[0]["timeout"] == 3.5
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({"probe_timeout": float("nan")}, "probe_timeout must be a finite number"),
+    ({"timeout": float("inf")}, "timeout must be a finite number"),
+    ({"endpoint": "http://127.0.0.1:9/metadata"}, "has a path, query or fragment"),
+    ({"api_version": ""}, "api_version must be a date"),
+])
+def test_bad_option_values_are_one_line_lookup_errors(lookup, imds, options, needle):
+    imds("linux")
+    with pytest.raises(AnsibleLookupError) as exc:
+        lookup("compute/vmId", LOCALHOST, **options)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_controller_on_azure_by_dmi_asks_imds(lookup, imds, monkeypatch):
@@ -539,7 +561,7 @@ def test_documentation_is_merged_from_the_fragment():
 
 def test_plugin_file_imports_nothing_that_speaks_http_but_the_adapter():
     source = open(metadata.__file__, encoding="utf-8").read()
-    assert "open_url" not in source.replace("OpenUrlTransport", "")
+    assert "open_url" not in source and "fetch_url" not in source and "http.client" not in source
     assert os.path.basename(metadata.__file__) == "metadata.py"
 
 

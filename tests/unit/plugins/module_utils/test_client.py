@@ -7,47 +7,18 @@ import uuid
 import pytest
 
 from ansible_collections.imds.azure.plugins.module_utils import _client
-from ansible_collections.imds.azure.plugins.module_utils._client import (
-    DEFAULT_ENDPOINT, ImdsClient, ImdsError, RateLimiter, retry_after_seconds)
-from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, Transport, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, retry_after_seconds
+from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT
+from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
 from ansible_collections.imds.azure.plugins.module_utils._versions import NEWEST
 from tests.utils.clock import FakeClock
-
-DOC = {"compute": {"vmId": "abc"}, "network": {"interface": []}}
-
-
-class Script(Transport):
-    """Answers from a list: HttpResponse, TransportError, or callables taking the URL."""
-
-    def __init__(self, *answers, clock=None, cost=0.01):
-        self.answers = list(answers)
-        self.calls = []
-        self.clock = clock
-        self.cost = cost
-
-    def request(self, method, url, headers, data, timeout, max_bytes):
-        self.calls.append({"method": method, "url": url, "headers": dict(headers), "data": data, "timeout": timeout})
-        if self.clock is not None:
-            self.clock.now += self.cost
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if callable(answer):
-            answer = answer(url)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def ok(doc=None, status=200):
-    return HttpResponse(status, {"content-type": "application/json"}, json.dumps(DOC if doc is None else doc).encode())
-
-
-def err(status, body=None, headers=None):
-    raw = json.dumps(body).encode() if isinstance(body, (dict, list)) else (body or b"")
-    return HttpResponse(status, headers or {}, raw)
+from tests.utils.transport import DOC, ScriptedTransport as Script, err, ok
 
 
 def client(transport, clock, **kwargs):
-    limiter = RateLimiter("test", clock=clock, sleep=clock.sleep, directory=kwargs.pop("tmpdir", None))
+    limiter = RateLimiter("test", clock=clock, sleep=clock.sleep)
     return ImdsClient(transport, endpoint=kwargs.pop("endpoint", "http://127.0.0.1:9"), clock=clock,
                       sleep=clock.sleep, limiter=limiter, **kwargs)
 
@@ -55,11 +26,6 @@ def client(transport, clock, **kwargs):
 @pytest.fixture
 def clock():
     return FakeClock()
-
-
-@pytest.fixture(autouse=True)
-def _rate_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(_client.tempfile, "gettempdir", lambda: str(tmp_path))
 
 
 def test_headers_and_url(clock):
@@ -176,7 +142,7 @@ def test_410_storm_outlasting_deadline_fails_in_time(clock):
         client(t, clock, retry_timeout=20).instance()
     elapsed = clock.now - start
     assert 19 <= elapsed <= 20 + 5
-    assert "not ready yet" in str(exc.value) and exc.value.status == 410
+    assert "going through updates" in str(exc.value) and exc.value.status == 410
     assert len(t.calls) > 3
 
 
@@ -227,7 +193,7 @@ def test_first_timeout_applies_to_first_attempt_only(clock):
 
 
 @pytest.mark.parametrize("body, needle", [
-    (b'{"compute": {"vmId": "a"', "not JSON"),
+    (b'{"compute": {"vmId": a}}', "not JSON"),  # whole but malformed (cut short: see below)
     (b"<html><body>Login to the hotel wifi</body></html>", "captive portal"),
     (b"\xff\xfe{}", "not UTF-8"),
 ])
@@ -254,49 +220,35 @@ def test_redirect_is_an_error(clock, status):
 
 
 def test_post_sends_json(clock):
-    t = Script(ok({}), clock=clock)
-    client(t, clock).post("/metadata/scheduledevents", {"StartRequests": [{"EventId": "x"}]}, {"x": "1"})
+    t = Script(HttpResponse(200, {}, b""), clock=clock)
+    r = client(t, clock).post("/metadata/scheduledevents", {"StartRequests": [{"EventId": "x"}]})
     call = t.calls[0]
     assert call["method"] == "POST" and json.loads(call["data"]) == {"StartRequests": [{"EventId": "x"}]}
-    assert call["headers"]["Content-Type"] == "application/json"
+    assert call["headers"]["Content-Type"] == "application/json" and r.data == ""
 
 
-@pytest.mark.parametrize("endpoint", ["169.254.169.254", "ftp://x", "http://", ""])
-def test_bad_endpoint(endpoint):
-    with pytest.raises(ImdsError, match="not an http:// URL"):
+@pytest.mark.parametrize("endpoint, needle", [
+    ("169.254.169.254", "not an http:// URL"), ("ftp://x", "not an http:// URL"), ("http://", "not an http:// URL"),
+    ("", "endpoint must be a URL"), ("https://169.254.169.254", "IMDS is plain HTTP"),
+    ("http://169.254.169.254/metadata/instance", "has a path, query or fragment"),
+    ("http://u:hunter2@127.0.0.1:9", "carries a user name or password"),
+])
+def test_bad_endpoint(endpoint, needle):
+    with pytest.raises(ImdsError) as exc:
         ImdsClient(Script(ok()), endpoint=endpoint)
+    assert needle in str(exc.value) and exc.value.kind == "config" and "hunter2" not in str(exc.value)
 
 
-def test_bad_timeouts():
-    with pytest.raises(ImdsError, match="timeout must be"):
-        ImdsClient(Script(ok()), timeout=0)
-
-
-def test_rate_limiter_keeps_five_per_second(clock, tmp_path):
-    limiter = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
-    stamps = []
-    for dummy in range(23):
-        limiter.acquire()
-        stamps.append(clock.now)
-    for i in range(len(stamps) - 5):
-        assert stamps[i + 5] - stamps[i] >= 1.0 - 1e-9
-
-
-def test_rate_limiter_is_shared_through_its_file(clock, tmp_path):
-    a = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
-    b = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
-    for dummy in range(5):
-        a.acquire()
-    b.acquire()
-    assert clock.sleeps and clock.sleeps[-1] > 0.9
-
-
-def test_rate_limiter_ignores_garbage(clock, tmp_path):
-    limiter = RateLimiter("k", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
-    with open(limiter.path, "w") as handle:
-        handle.write("nonsense 1e308 -5 " + " ".join(str(clock.now + 100) for dummy in range(10)))
-    limiter.acquire()
-    assert clock.sleeps == []
+@pytest.mark.parametrize("options, needle", [
+    ({"timeout": 0}, "timeout must be greater than 0"), ({"timeout": float("nan")}, "timeout must be a finite"),
+    ({"timeout": float("inf")}, "timeout must be a finite"), ({"timeout": 1e10}, "at most 3600"),
+    ({"retry_timeout": -1}, "retry_timeout must be at least 0"), ({"retry_timeout": float("nan")}, "finite"),
+    ({"api_version": ""}, "api_version must be a date"), ({"api_version": "latest"}, "api_version must be a date"),
+])
+def test_bad_options_are_one_line_errors(options, needle):
+    with pytest.raises(ImdsError) as exc:
+        ImdsClient(Script(ok()), endpoint="http://127.0.0.1:9", **options)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
 
 
 @pytest.mark.parametrize("value, expected", [("5", 5.0), ("0", 0.0), (" 2 ", 2.0), ("", None), (None, None), ("soon", None)])
@@ -306,3 +258,121 @@ def test_retry_after_parsing(value, expected):
 
 def test_retry_after_http_date():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("retry_after", ["0", "-5", "0.001", "1e-9"])
+def test_a_tiny_retry_after_never_lowers_the_back_off_floor(clock, retry_after):
+    """Retry-After: 0 must not turn the client into a 5-per-second loop for the whole retry_timeout."""
+    t = Script(err(429, headers={"retry-after": retry_after}), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock, retry_timeout=10).instance()
+    assert all(delay >= _client.MIN_DELAY for delay in clock.sleeps[:-1])
+    assert len(t.calls) <= 12  # jittered exponential back-off, not 50 attempts
+    assert "without waiting" not in str(exc.value) and "gave up after" in str(exc.value)
+
+
+@pytest.mark.parametrize("answers", [
+    # a 400 that asks for negotiation, /metadata/versions, then the retried request: each slow
+    [err(400, {"error": "api-version is invalid"}), "slow", "slow"],
+    [err(410), err(410), err(410), "slow"],
+    ["slow_reset", "slow_reset", "slow"],
+])
+def test_one_call_never_outlasts_retry_timeout_plus_timeout(clock, answers):
+    """Negotiation, the versions request, back-off and slow attempts all count against one deadline."""
+    def slow(url):  # the transport takes what it was given, as a dribbling server makes it
+        clock.now += t.calls[-1]["timeout"]
+        raise TransportError("timeout", "timed out")
+
+    def slow_reset(url):
+        clock.now += t.calls[-1]["timeout"] * 0.99
+        raise TransportError("reset", "connection reset by the peer")
+
+    script = [slow if a == "slow" else slow_reset if a == "slow_reset" else a for a in answers]
+    t = Script(*script, clock=clock, cost=0.0)
+    start = clock.now
+    with pytest.raises(ImdsError):
+        client(t, clock, timeout=3, retry_timeout=4).instance()
+    assert clock.now - start <= 4 + 3 + 1e-6
+    assert all(call["timeout"] > 0 for call in t.calls)
+
+
+def test_attempts_get_only_the_time_that_is_left(clock):
+    t = Script(err(503), clock=clock, cost=0.5)
+    start = clock.now
+    with pytest.raises(ImdsError):
+        client(t, clock, timeout=5, retry_timeout=3).instance()
+    assert len(t.calls) >= 2
+    assert all(call["at"] + call["timeout"] <= start + 3 + 5 + 1e-6 for call in t.calls)
+    assert all(call["at"] <= start + 3 + 1e-6 for call in t.calls)  # no attempt starts after retry_timeout
+
+
+@pytest.mark.parametrize("body", [b'{"compute": {"vmId": "a"', b'{"compute": {"vmId": "a', b"[1, 2, [3"])
+def test_a_body_cut_short_without_length_is_retried_and_named(clock, body):
+    t = Script(HttpResponse(200, {}, body), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock).instance()
+    assert exc.value.kind == "truncated" and "middle of its JSON document" in str(exc.value)
+    assert len(t.calls) == 1 + _client.TRANSPORT_RETRIES
+    t = Script(HttpResponse(200, {}, body), ok(), clock=clock)
+    assert client(t, clock).instance().data == DOC
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "x-custom"])
+def test_a_compressed_body_names_its_encoding(clock, encoding):
+    import gzip
+
+    t = Script(HttpResponse(200, {"content-encoding": encoding}, gzip.compress(json.dumps(DOC).encode())), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock).instance()
+    assert f"{encoding}-encoded body (Content-Encoding: {encoding})" in str(exc.value) and exc.value.kind == "body"
+
+
+@pytest.mark.parametrize("body, needle", [
+    (b'{"compute": {"platformFaultDomain": NaN}}', "NaN"),
+    (b'{"compute": {"x": Infinity}}', "Infinity"),
+    (b'{"compute": {"x": -Infinity}}', "-Infinity"),
+    (b'{"compute": {"x": 1e999}}', "1e999"),
+])
+def test_numbers_standard_json_cannot_hold_are_refused(clock, body, needle):
+    t = Script(HttpResponse(200, {}, body), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock).instance()
+    assert needle in str(exc.value) and "standard JSON" in str(exc.value) and exc.value.kind == "body"
+
+
+@pytest.mark.parametrize("depth", [65, 250, 900, 5000])
+def test_json_nested_too_deep_anywhere_is_refused(clock, depth):
+    body = b'{"network": ' + b"[" * depth + b"]" * depth + b"}"
+    t = Script(HttpResponse(200, {}, body), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock).instance()
+    assert "nested more than 64 levels" in str(exc.value) and exc.value.kind == "body"
+
+
+def test_json_at_the_depth_limit_is_read(clock):
+    body = b'{"network": ' + b"[" * 63 + b"]" * 63 + b"}"
+    assert client(Script(HttpResponse(200, {}, body), clock=clock), clock).instance().data["network"]
+
+
+@pytest.mark.parametrize("text", ["\x1b[2J\x1b]0;pwned\x07", "line one\r\nFAKE: ok", "\u202eevil", "a\u2028b\x00c"])
+def test_server_text_in_messages_is_escaped(clock, text):
+    t = Script(err(403, {"error": text}), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock).instance()
+    assert str(exc.value).isprintable()
+
+
+def test_token_404_and_timeouts_are_retried(clock):
+    t = Script(err(404, {"error": "IMDS endpoint is updating"}), TransportError("timeout", "timed out"),
+               ok({"access_token": "x"}), clock=clock)
+    r = client(t, clock, api_version="2018-02-01").get("/metadata/identity/oauth2/token", {"resource": "r"},
+                                                       policy=_client.TOKEN_RETRY)
+    assert r.data == {"access_token": "x"} and len(t.calls) == 3
+
+
+def test_a_persistent_token_404_gives_up_with_its_meaning(clock):
+    t = Script(err(404, {"error": "IMDS endpoint is updating"}), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock, api_version="2018-02-01", retry_timeout=5).get(
+            "/metadata/identity/oauth2/token", {"resource": "r"}, policy=_client.TOKEN_RETRY)
+    assert exc.value.status == 404 and "identity endpoint is updating" in str(exc.value)

@@ -11,7 +11,9 @@ import json
 import pytest
 
 from ansible_collections.imds.azure.plugins.module_utils import _client
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError, RateLimiter
+from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
+from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
 from ansible_collections.imds.azure.plugins.module_utils._events import (
     APPROVE_ALL, EventsDocumentError, concerns, describe, not_before, parse_document, plan_approval, poll_until,
     select, start_requests)
@@ -359,12 +361,11 @@ def refused(offered):
 
 
 @pytest.fixture
-def make_client(tmp_path, monkeypatch):
-    monkeypatch.setattr(_client.tempfile, "gettempdir", lambda: str(tmp_path))
+def make_client():
     clock = Clock()
 
     def make(transport, **kwargs):
-        limiter = RateLimiter("events-test", clock=clock, sleep=clock.sleep, directory=str(tmp_path))
+        limiter = RateLimiter("events-test", clock=clock, sleep=clock.sleep)
         return ImdsClient(transport, endpoint="http://127.0.0.1:9", clock=clock, sleep=clock.sleep,
                           limiter=limiter, **kwargs)
     return make

@@ -6,13 +6,12 @@ import json
 
 import pytest
 
-from ansible.module_utils import basic
-
-from ansible_collections.imds.azure.plugins.module_utils import _client
-from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_ASSET_TAG, PROBE_TIMEOUT
-from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport, HttpResponse, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_ASSET_TAG
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT
 from ansible_collections.imds.azure.plugins.modules import metadata_facts
-from tests.utils.modules import Exit, module_args
+from tests.utils.modules import run_module
+from tests.utils.transport import ScriptedTransport
 
 DOC = {
     "compute": {"vmId": "11111111-2222-3333-4444-555555555555", "name": "web0", "location": "westeurope",
@@ -25,41 +24,27 @@ DOC = {
 }
 
 
-def run(monkeypatch, args, answers):
-    """Run main() with the transport answering from `answers`; return (result, failed, calls)."""
-    calls = []
+class _Strict(ScriptedTransport):
+    """Answers in order and refuses a request nobody expected."""
 
     def request(self, method, url, headers, data, timeout, max_bytes):
-        calls.append({"url": url, "timeout": timeout})
-        if not answers:
+        if not self.answers:
             raise AssertionError(f"unexpected request to {url}")
-        answer = answers.pop(0)
+        answer = self.answers.pop(0)
+        self.calls.append({"url": url, "timeout": timeout})
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    def exit_json(self, **kwargs):
-        raise Exit(dict(kwargs, failed=False))
 
-    def fail_json(self, **kwargs):
-        raise Exit(dict(kwargs, failed=True))
-
-    monkeypatch.setattr(FetchUrlTransport, "request", request)
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(_client.time, "sleep", lambda s: None)
-    with module_args(args), pytest.raises(Exit) as exc:
-        metadata_facts.main()
-    return exc.value.result, calls
+def run(monkeypatch, args, answers):
+    """Run main() with the transport answering from `answers`; return (result, calls)."""
+    transport = _Strict(*answers)
+    return run_module(monkeypatch, metadata_facts, args, transport), transport.calls
 
 
 def ok(doc=None):
     return HttpResponse(200, {}, json.dumps(DOC if doc is None else doc).encode())
-
-
-@pytest.fixture(autouse=True)
-def _rate_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(_client.tempfile, "gettempdir", lambda: str(tmp_path))
 
 
 @pytest.fixture
@@ -177,9 +162,7 @@ def test_bad_endpoint_option(monkeypatch):
 
 
 def test_duplicate_key_becomes_warning(monkeypatch):
-    warned = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warned.append(msg))
     body = b'{"compute": {"vmId": "a", "vmId": "b"}, "network": {"interface": []}}'
     result = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [HttpResponse(200, {}, body)])[0]
     assert result["ansible_facts"]["ansible_azure_vm_id"] == "b"
-    assert warned and "'vmId' twice" in warned[0]
+    assert result["warnings"] and "'vmId' twice" in result["warnings"][0]

@@ -9,13 +9,11 @@ import urllib.parse
 
 import pytest
 
-from ansible.module_utils import basic
-
-from ansible_collections.imds.azure.plugins.module_utils import _client
+from ansible_collections.imds.azure.plugins.module_utils import _detect
 from ansible_collections.imds.azure.plugins.module_utils._detect import Evidence
-from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport, HttpResponse, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.modules import scheduled_events
-from tests.utils.modules import Exit, module_args
+from tests.utils.modules import run_module
 
 EMULATOR = "http://127.0.0.1:1"
 EPOCH = calendar.timegm((2024, 5, 6, 7, 0, 0))  # what time.time() says when a test starts
@@ -103,32 +101,22 @@ def clock(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setattr(_client.tempfile, "gettempdir", lambda: str(tmp_path))
-    monkeypatch.setattr(_client.RateLimiter, "acquire", lambda self: None)  # real time; tested in test_client
+def _isolated(monkeypatch):
+    class Unlimited:  # real time; the limiter is tested in test_ratelimit
+        def acquire(self, deadline, hold=None):
+            return "t"
+
+        def done(self, ticket, deadline=None):
+            pass
+
+    monkeypatch.setattr(scheduled_events.ImdsClient, "limiter", property(lambda self: Unlimited()))
 
 
 def run(monkeypatch, args, imds, *, dmi=None):
     """Run main() against ``imds``; return the result dict (with failed) and the warnings."""
-    warnings = []
-
-    def exit_json(self, **kwargs):
-        raise Exit(dict(kwargs, failed=False))
-
-    def fail_json(self, **kwargs):
-        raise Exit(dict(kwargs, failed=True))
-
-    monkeypatch.setattr(FetchUrlTransport, "request", lambda self, *a: imds.request(*a))
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
-    monkeypatch.setattr(scheduled_events, "dmi_evidence",
-                        lambda: dmi or Evidence(None, "the DMI chassis asset tag could not be read"))
-    with module_args(dict({"endpoint": EMULATOR}, **args)), pytest.raises(Exit) as exc:
-        scheduled_events.main()
-    result = exc.value.result
-    result["warnings"] = warnings
-    return result
+    monkeypatch.setattr(_detect, "dmi_evidence",
+                        lambda path=None: dmi or Evidence(None, "the DMI chassis asset tag could not be read"))
+    return run_module(monkeypatch, scheduled_events, dict({"endpoint": EMULATOR}, **args), imds, sleep=False)
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -377,9 +365,19 @@ def test_dmi_is_not_read_for_an_explicit_endpoint(monkeypatch, clock):
 
 def test_unreachable_default_endpoint_names_route_role(monkeypatch, clock):
     imds = FakeImds([doc()], name_answer=TransportError("timeout", "timed out"))
-    result = run(monkeypatch, {"endpoint": "http://169.254.169.254"}, imds)
+    result = run(monkeypatch, {"endpoint": "http://169.254.169.254"}, imds, dmi=Evidence(True, "Azure's tag"))
     assert result["failed"] and "imds.azure.route" in result["msg"]
     assert len(imds.calls) == 1 and imds.calls[0]["timeout"] == 5.0  # the name lookup, never the slow call
+
+
+@pytest.mark.parametrize("vm_name", [None, "vm1"])
+def test_no_answer_where_dmi_cannot_tell_is_not_azure_after_the_probe(monkeypatch, clock, vm_name):
+    """In a container off Azure, the first request waits probe_timeout, never first_call_timeout."""
+    imds = FakeImds([doc()], name_answer=TransportError("timeout", "timed out"))
+    args = {"endpoint": "http://169.254.169.254", "probe_timeout": 2.5, **({"vm_name": vm_name} if vm_name else {})}
+    result = run(monkeypatch, args, imds)
+    assert result["failed"] and "does not look like an Azure VM" in result["msg"] and "imds.azure.route" in result["msg"]
+    assert [c["timeout"] for c in imds.calls] == [2.5] and imds.calls[0]["path"] == "/metadata/instance/compute/name"
 
 
 def test_events_endpoint_error(monkeypatch, clock):

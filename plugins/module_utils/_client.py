@@ -328,7 +328,10 @@ def _parse(response: t.Any, fmt: str) -> tuple[t.Any, list[str]]:
     try:
         value = _loads(text, duplicates)
     except ValueError as exc:
-        if _cut_short(text):
+        # a body framed by Content-Length or chunks arrived whole (the transport checks); one
+        # delimited by the connection's end may have been cut short on the way
+        framed = "content-length" in response.headers or "chunked" in response.headers.get("transfer-encoding", "")
+        if not framed and _cut_short(text):
             raise TransportError("truncated", f"the answer ended after {len(response.body)} bytes, in the "
                                               "middle of its JSON document") from None
         raise BodyError("not_json", f"{exc}|{text[:60]}") from None

@@ -278,39 +278,57 @@ def argument_spec() -> dict[str, t.Any]:
     )
 
 
-def gather(params: dict[str, t.Any], client: ImdsClient) -> tuple[dict[str, t.Any], list[str]]:
-    """The facts for this host, and warnings. Raises NotOnAzure, ImdsError or ImdsDocumentError."""
+def gather(params: dict[str, t.Any], client: ImdsClient, evidence: t.Any = "dmi") -> tuple[dict[str, t.Any], list[str]]:
+    """The facts for this host, and warnings. Raises OptionError, NotOnAzure, ImdsError or ImdsDocumentError.
+
+    ``evidence``: what the host says about being an Azure VM (``"dmi"``: read ``dmi_path``
+    here, on the host; the action plugin passes what it knows of a Windows host).
+    """
     probe = seconds(params["probe_timeout"], "probe_timeout", above_minimum=True, maximum=MAX_TIMEOUT)
     detected = request_on_azure(client, lambda first: client.instance(first_timeout=first), probe_timeout=probe,
-                                dmi_path=params["dmi_path"])
+                                evidence=evidence, dmi_path=params["dmi_path"])
     facts = normalize(detected.response.data, detected.response.api_version,
                       include_user_data=params["include_user_data"])
     facts["ansible_azure_detection_reason"] = detected.reason
     return facts, [f"IMDS at {detected.response.url}: {w}" for w in detected.response.warnings]
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
+def run(params: dict[str, t.Any], transport: t.Any, evidence: t.Any = "dmi", limiter: t.Any = None) -> dict[str, t.Any]:
+    """The module's result for ``params``: facts, or ``failed`` and ``msg``; with ``warnings``.
+
+    ``transport`` carries each HTTP attempt (http.client on the host; win_uri, through the
+    action plugin, for a Windows host), ``evidence`` and ``limiter`` as the host allows.
+    """
+    client = None
     try:
-        client = ImdsClient(HttpClientTransport(), endpoint=params["endpoint"], api_version=params["api_version"],
-                            timeout=params["timeout"], retry_timeout=params["retry_timeout"])
-        facts, warnings = gather(params, client)
+        client = ImdsClient(transport, endpoint=params["endpoint"], api_version=params["api_version"],
+                            timeout=params["timeout"], retry_timeout=params["retry_timeout"], limiter=limiter)
+        facts, warnings = gather(params, client, evidence)
     except OptionError as exc:
-        module.fail_json(msg=str(exc))
+        return {"failed": True, "msg": str(exc)}
     except NotOnAzure as exc:
         if params["require_azure"]:
-            module.fail_json(msg=f"This host does not look like an Azure VM: {exc.reason}. {exc.hint}".strip())
+            return {"failed": True, "msg": f"This host does not look like an Azure VM: {exc.reason}. {exc.hint}".strip()}
         facts, warnings = {"ansible_azure_detected": False, "ansible_azure_api_version": None,
                            "ansible_azure_detection_reason": exc.reason}, []
     except ImdsError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
+        return {"failed": True, "msg": str(exc), **exc.to_result()}
     except ImdsDocumentError as exc:
-        module.fail_json(msg=f"IMDS at {client.endpoint} (api-version {client.api_version}) answered with a "
-                             f"document that is not an instance document: {exc}", api_version=client.api_version)
-    for warning in warnings:
+        assert client is not None
+        return {"failed": True, "api_version": client.api_version,
+                "msg": f"IMDS at {client.endpoint} (api-version {client.api_version}) answered with a document "
+                       f"that is not an instance document: {exc}"}
+    return {"changed": False, "ansible_facts": filter_facts(facts, params["filter"]), "warnings": warnings}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    result = run(module.params, HttpClientTransport())
+    for warning in result.pop("warnings", []):
         module.warn(warning)
-    module.exit_json(changed=False, ansible_facts=filter_facts(facts, params["filter"]))
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

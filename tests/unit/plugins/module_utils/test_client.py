@@ -306,6 +306,15 @@ def test_attempts_get_only_the_time_that_is_left(clock):
     assert all(call["at"] <= start + 3 + 1e-6 for call in t.calls)  # no attempt starts after retry_timeout
 
 
+def test_a_whole_body_of_broken_json_is_not_json(clock):
+    """Framed by its Content-Length, the body came whole: broken JSON is the server's, not the network's."""
+    body = b'{"compute": {"vmId": "0f6'
+    t = Script(HttpResponse(200, {"content-length": str(len(body))}, body), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock).instance()
+    assert "not JSON" in str(exc.value) and exc.value.kind == "body" and len(t.calls) == 1
+
+
 @pytest.mark.parametrize("body", [b'{"compute": {"vmId": "a"', b'{"compute": {"vmId": "a', b"[1, 2, [3"])
 def test_a_body_cut_short_without_length_is_retried_and_named(clock, body):
     t = Script(HttpResponse(200, {}, body), clock=clock)

@@ -18,6 +18,7 @@ is imported when an error happens, so that a gather that succeeds compiles none 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import typing as t
@@ -274,7 +275,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if seconds == seconds and seconds != float("inf") else None
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     import email.utils
 
     try:

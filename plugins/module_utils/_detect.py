@@ -93,9 +93,8 @@ def request_on_azure(client: t.Any, request: t.Callable[[float | None], t.Any], 
     """
     if evidence == "dmi":
         evidence = host_evidence(client, dmi_path)
-    if evidence is None or not client.is_default_endpoint:
+    if not isinstance(evidence, Evidence) or not client.is_default_endpoint:
         return Detected(request(None), f"the endpoint {client.endpoint} was given explicitly and answered")
-    assert isinstance(evidence, Evidence)
     if evidence.azure is False:
         raise NotOnAzure(evidence.reason)
     if evidence.azure:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import stat
 import tempfile
@@ -182,7 +183,7 @@ def _parse(raw: bytes) -> list[Entry]:
             start, until = float(parts[0]), float(parts[1])
         except ValueError:
             continue
-        if start == start and until == until:  # not NaN
+        if math.isfinite(start) and math.isfinite(until):
             entries.append((start, until, parts[2]))
     return entries
 

@@ -313,11 +313,11 @@ def run(params: dict[str, t.Any], transport: t.Any, evidence: t.Any = "dmi", lim
                            "ansible_azure_detection_reason": exc.reason}, []
     except ImdsError as exc:
         return {"failed": True, "msg": str(exc), **exc.to_result()}
-    except ImdsDocumentError as exc:
-        assert client is not None
-        return {"failed": True, "api_version": client.api_version,
-                "msg": f"IMDS at {client.endpoint} (api-version {client.api_version}) answered with a document "
-                       f"that is not an instance document: {exc}"}
+    except ImdsDocumentError as exc:  # the client answered, so it exists
+        endpoint, version = getattr(client, "endpoint", None), getattr(client, "api_version", None)
+        return {"failed": True, "api_version": version,
+                "msg": f"IMDS at {endpoint} (api-version {version}) answered with a document that is not an "
+                       f"instance document: {exc}"}
     return {"changed": False, "ansible_facts": filter_facts(facts, params["filter"]), "warnings": warnings}
 
 

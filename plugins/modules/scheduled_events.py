@@ -279,8 +279,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
 from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure, host_evidence, request_on_azure
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
-                                    parse_document, plan_approval, poll_until, select, start_requests)
+from ansible_collections.imds.azure.plugins.module_utils._events import (
+    APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe, parse_document, plan_approval,
+    poll_until, select, start_requests)
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
 from ansible_collections.imds.azure.plugins.module_utils._options import (
     DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, OptionError, imds_argument_spec, seconds)

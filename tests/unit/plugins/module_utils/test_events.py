@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.plugins.module_utils import _client
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter

@@ -22,8 +22,8 @@ This is the one place in the collection that knows versions:
     Every field of an instance document we know, with the api-version that brings it
     and the kind of value it holds. The normalizer reads the kinds (so that only
     fields that are numbers become ``int`` and only fields that are flags become
-    ``bool``), ``docs/fields-by-version.md`` is generated from it, and
-    ``field_since()`` tells "not in this api-version" from "not on this VM".
+    ``bool``), ``scripts/facts-docs`` generates the docsite's fields-by-version page
+    from it, and ``field_since()`` tells "not in this api-version" from "not on this VM".
 
 Versions are ``YYYY-MM-DD`` strings; they order as dates, so they compare as strings.
 """

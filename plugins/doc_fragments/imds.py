@@ -12,8 +12,8 @@ options:
   endpoint:
     description:
       - Base URL of the Instance Metadata Service, without a path.
-      - Set it to the URL of an IMDS emulator to test playbooks off Azure (see the collection's
-        C(docs/emulator.md)).
+      - Set it to the URL of an IMDS emulator to test playbooks off Azure (see
+        R(the emulator guide,ansible_collections.imds.azure.docsite.emulator)).
       - With the default, a host that is clearly not an Azure VM is recognised without any
         network wait. An endpoint given explicitly is always queried, and its failures are failures.
       - Requests never go through a proxy and never follow a redirect, whatever the environment says.
@@ -27,8 +27,8 @@ options:
         used instead, at the cost of one more request.
       - When set, exactly that version is used; IMDS refusing it is an error that lists the
         versions IMDS offers.
-      - Fields newer than the version asked for are absent from the answer; see the collection's
-        C(docs/fields-by-version.md).
+      - Fields newer than the version asked for are absent from the answer; see
+        R(IMDS fields by api-version,ansible_collections.imds.azure.docsite.fields_by_version).
     type: str
   timeout:
     description:

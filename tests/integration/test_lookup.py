@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import textwrap
 import threading
 import urllib.error
 import urllib.request
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent / "lookup"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "lookup.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "docsite" / "rst" / "lookup.rst"
 NEWEST = "2025-04-07"
 LEAVES = ["compute/vmId", "compute/name", "compute/location", "compute/vmSize", "compute/osType", "compute/zone",
           "network/interface/0/macAddress", "network/interface/0/ipv4/ipAddress/0/privateIpAddress",
@@ -223,9 +224,9 @@ def test_two_runs_at_once_keep_to_five_requests_per_second(machines, playbook):
 
 
 def runnable_blocks(kind: str) -> list[str]:
-    """The fenced blocks of docs/lookup.md that follow a ``<!-- runnable: kind -->`` line."""
-    pattern = re.compile(rf"<!-- runnable: {kind} -->\n```[a-z]*\n(.*?)```", re.S)
-    return pattern.findall(DOCS.read_text(encoding="utf-8"))
+    """The code blocks of the lookup page that follow a ``.. runnable: kind`` comment, dedented."""
+    pattern = re.compile(rf"^\.\. runnable: {kind}\n\n\.\. code-block:: [a-z+]+\n\n((?:(?:   .*)?\n)+)", re.M)
+    return [textwrap.dedent(block).strip("\n") + "\n" for block in pattern.findall(DOCS.read_text(encoding="utf-8"))]
 
 
 def test_the_documented_examples_run(emulator, playbook):

@@ -37,11 +37,11 @@ options:
     default: 5
   retry_timeout:
     description:
-      - Total seconds to keep retrying answers that IMDS says are temporary (410 while the
-        service starts, 429 throttling, 500, 502, 503, 504), with jittered exponential back-off that
-        honours C(Retry-After).
-      - The default follows Microsoft's guidance that IMDS may answer 410 for up to 70 seconds
-        after a VM starts. Set V(0) to never retry.
+      - Total seconds to keep retrying answers that IMDS says are temporary (410 while IMDS is
+        going through updates, 429 throttling, 500, 502, 503, 504), with jittered exponential
+        back-off that honours C(Retry-After).
+      - The default follows Microsoft's documentation that IMDS answers 410 while it is going
+        through updates and is available again within 70 seconds. Set V(0) to never retry.
       - A call gives up after at most O(retry_timeout) plus O(timeout) seconds.
     type: float
     default: 70

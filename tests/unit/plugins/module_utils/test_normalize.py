@@ -393,6 +393,31 @@ def test_ultra_data_disk_numbers_and_flags():
         "name": "platformsettings.host_environment.service.platform_optedin_for_rootcerts", "value": "true"}
 
 
+
+def test_data_disk_encryption_ephemeral_settings_and_os_type():
+    """dataDisks[].diffDiskSettings, encryptionSettings and osType (2019-06-01) are known fields:
+    the flag is a bool, "" is null, and "" where an object belongs is null, as for the OS disk."""
+    disks = normalize(made("data_disk_encryption_and_ephemeral_settings.json"), "2021-11-01")[
+        "ansible_azure_compute"]["storage_profile"]["data_disks"]
+    vault = "/subscriptions/{}/resourceGroups/testrg/providers/Microsoft.KeyVault/vaults/test-kv"
+    assert disks[0]["diff_disk_settings"] == {"option": "Local"}
+    assert disks[0]["encryption_settings"] == {
+        "enabled": True,
+        "disk_encryption_key": {
+            "secret_url": "https://test-disk.vault.azure.net/secrets/data-disk-secret/0123456789abcdef",
+            "source_vault": {"id": vault.format("test-source-guid")}},
+        "key_encryption_key": {
+            "key_url": "https://test-key.vault.azure.net/keys/data-disk-kek/fedcba9876543210",
+            "source_vault": {"id": vault.format("test-key-guid")}}}
+    assert disks[0]["os_type"] == "Windows"
+    assert (disks[0]["lun"], disks[0]["disk_size_gb"]) == (0, 512)
+    assert disks[1]["diff_disk_settings"] == {"option": None}
+    assert disks[1]["encryption_settings"] == {"enabled": False,
+                                               "disk_encryption_key": {"secret_url": None, "source_vault": {"id": None}}}
+    assert disks[1]["os_type"] is None
+    assert disks[2]["diff_disk_settings"] is None and disks[2]["encryption_settings"] is None
+    assert disks[2]["os_type"] == "linux"  # as IMDS sent it; only the top-level shortcut fixes the case
+
 def test_unicode_values_pass_through():
     facts = normalize(real("WALinuxAgent__instance_unicode_2018-02-01.json"), "2018-02-01")
     assert facts["ansible_azure_name"] == "héalth"

@@ -223,7 +223,6 @@ def test_two_runs_at_once_keep_to_five_requests_per_second(machines, playbook):
     assert times[-1] - times[0] >= 3.2, relative
 
 
-
 def test_a_plays_connection_keyword_is_seen_in_task_arguments_not_in_loops(machines, playbook):
     """What the lookup page says of a play's connection: keyword, on ansible-core 2.17 to 2.19."""
     vm_imds, controller_imds = machines
@@ -236,6 +235,7 @@ def test_a_plays_connection_keyword_is_seen_in_task_arguments_not_in_loops(machi
     assert (result.out_dir / "arguments.txt").read_text() == data(controller_imds, "compute")["vmId"]
     refused = (result.out_dir / "loop.txt").read_text()
     assert "host vm3 is not the controller (the default connection of this run is ssh to 192.0.2.12)" in refused
+
 
 def runnable_blocks(kind: str) -> list[str]:
     """The code blocks of the lookup page that follow a ``.. runnable: kind`` comment, dedented."""

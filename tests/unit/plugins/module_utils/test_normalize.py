@@ -393,7 +393,6 @@ def test_ultra_data_disk_numbers_and_flags():
         "name": "platformsettings.host_environment.service.platform_optedin_for_rootcerts", "value": "true"}
 
 
-
 def test_data_disk_encryption_ephemeral_settings_and_os_type():
     """dataDisks[].diffDiskSettings, encryptionSettings and osType (2019-06-01) are known fields:
     the flag is a bool, "" is null, and "" where an object belongs is null, as for the OS disk."""
@@ -417,6 +416,7 @@ def test_data_disk_encryption_ephemeral_settings_and_os_type():
     assert disks[1]["os_type"] is None
     assert disks[2]["diff_disk_settings"] is None and disks[2]["encryption_settings"] is None
     assert disks[2]["os_type"] == "linux"  # as IMDS sent it; only the top-level shortcut fixes the case
+
 
 def test_unicode_values_pass_through():
     facts = normalize(real("WALinuxAgent__instance_unicode_2018-02-01.json"), "2018-02-01")

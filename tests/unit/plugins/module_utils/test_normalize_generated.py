@@ -30,6 +30,7 @@ settings.register_profile("imds-default", max_examples=200, deadline=None, suppr
 settings.register_profile("ci-long", max_examples=10_000, deadline=None, suppress_health_check=_QUIET)
 PROFILE = settings(settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "imds-default")))
 
+
 def run(document: object, version: str, include_user_data: bool) -> dict | ImdsDocumentError:
     """normalize(), with ImdsDocumentError returned instead of raised; any other exception escapes."""
     try:

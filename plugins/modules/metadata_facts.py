@@ -71,7 +71,8 @@ notes:
     to the controller).
   - As a gather_facts module beside M(ansible.builtin.setup), set C(ansible_facts_parallel=false).
     Otherwise ansible-core runs the fact modules in parallel through async polling, which costs more
-    than it saves for two short modules (see R(the performance guide,ansible_collections.imds.azure.docsite.performance.gather_facts)).
+    than it saves for two short modules (see
+    R(the performance guide,ansible_collections.imds.azure.docsite.performance.gather_facts)).
 seealso:
   - plugin: imds.azure.metadata
     plugin_type: lookup

@@ -7,7 +7,7 @@
     python bench/run.py module_vs_ping fleet # some of them
     python bench/run.py --smoke              # tiny repeat counts: checks the benchmarks work, no figures
 
-Results go to bench/results/<benchmark>.json (or --out DIR); docs/performance.md explains them.
+Results go to bench/results/<benchmark>.json (or --out DIR); docs/docsite/rst/performance.rst explains them.
 """
 from __future__ import annotations
 

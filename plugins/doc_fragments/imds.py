@@ -12,8 +12,8 @@ options:
   endpoint:
     description:
       - Base URL of the Instance Metadata Service, without a path.
-      - Set it to the URL of an IMDS emulator to test playbooks off Azure (see the collection's
-        C(docs/emulator.md)).
+      - Set it to the URL of an IMDS emulator to test playbooks off Azure (see
+        R(the emulator guide,ansible_collections.imds.azure.docsite.emulator)).
       - With the default, a host that is clearly not an Azure VM is recognised without any
         network wait. An endpoint given explicitly is always queried, and its failures are failures.
       - Requests never go through a proxy and never follow a redirect, whatever the environment says.
@@ -27,8 +27,8 @@ options:
         used instead, at the cost of one more request.
       - When set, exactly that version is used; IMDS refusing it is an error that lists the
         versions IMDS offers.
-      - Fields newer than the version asked for are absent from the answer; see the collection's
-        C(docs/fields-by-version.md).
+      - Fields newer than the version asked for are absent from the answer; see
+        R(IMDS fields by api-version,ansible_collections.imds.azure.docsite.fields_by_version).
     type: str
   timeout:
     description:
@@ -37,11 +37,11 @@ options:
     default: 5
   retry_timeout:
     description:
-      - Total seconds to keep retrying answers that IMDS says are temporary (410 while the
-        service starts, 429 throttling, 500, 502, 503, 504), with jittered exponential back-off that
-        honours C(Retry-After).
-      - The default follows Microsoft's guidance that IMDS may answer 410 for up to 70 seconds
-        after a VM starts. Set V(0) to never retry.
+      - Total seconds to keep retrying answers that IMDS says are temporary (410 while IMDS is
+        going through updates, 429 throttling, 500, 502, 503, 504), with jittered exponential
+        back-off that honours C(Retry-After).
+      - The default follows Microsoft's documentation that IMDS answers 410 while it is going
+        through updates and is available again within 70 seconds. Set V(0) to never retry.
       - A call gives up after at most O(retry_timeout) plus O(timeout) seconds.
     type: float
     default: 70

@@ -147,8 +147,10 @@ notes:
   - With the V(facts) source the answer comes from the document gathered with the api-version in
     C(ansible_facts['azure_api_version']); O(api_version) applies to live requests.
   - The live source keeps to IMDS's limit of 5 requests per second across all forks and concurrent runs of
-    the same user. With the default O(endpoint), a controller whose DMI data says it is not an Azure VM is
-    recognised without any request.
+    the same user, counting a request while it is under way. That also keeps within the separate limit of
+    managed identity tokens (V(identity/oauth2/token)), 20 requests per second and 5 at a time. With the
+    default O(endpoint), a controller whose DMI data says it is not an Azure VM is recognised without any
+    request.
   - The managed identity token is fetched with api-version V(2018-02-01), the one Microsoft documents for
     it, whatever O(api_version) says. Its value is never cached nor written by this lookup, but a task that
     uses it shows it in its result and in C(-v) output; give such tasks C(no_log=true).

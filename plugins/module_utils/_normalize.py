@@ -4,7 +4,8 @@
 """Turn an IMDS instance document into Ansible facts: ``normalize()``.
 
 A pure function: no I/O, no global state, the same facts for the same document. The
-facts are described in ``docs/facts.schema.json`` and ``docs/facts.md``.
+facts are described in ``docs/facts.schema.json`` (keyed as plays read them, ``azure_*``)
+and in ``docs/docsite/rst/facts.rst``, which ``scripts/facts-docs`` generates from it.
 
 What is accepted
     A JSON object with ``compute`` and/or ``network`` (a ``/metadata/instance``

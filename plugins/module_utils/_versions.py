@@ -22,8 +22,8 @@ This is the one place in the collection that knows versions:
     Every field of an instance document we know, with the api-version that brings it
     and the kind of value it holds. The normalizer reads the kinds (so that only
     fields that are numbers become ``int`` and only fields that are flags become
-    ``bool``), ``docs/fields-by-version.md`` is generated from it, and
-    ``field_since()`` tells "not in this api-version" from "not on this VM".
+    ``bool``), ``scripts/facts-docs`` generates the docsite's fields-by-version page
+    from it, and ``field_since()`` tells "not in this api-version" from "not on this VM".
 
 Versions are ``YYYY-MM-DD`` strings; they order as dates, so they compare as strings.
 """
@@ -171,14 +171,14 @@ FIELDS: tuple[Field, ...] = (
     Field("compute.storageProfile.osDisk.diskSizeGB", "2019-06-01", "int"),
     Field("compute.storageProfile.osDisk.encryptionSettings", "2019-06-01", "object"),
     Field("compute.storageProfile.osDisk.encryptionSettings.enabled", "2019-06-01", "bool"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey", None, "object"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.secretUrl", None, "str"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.sourceVault", None, "object"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.sourceVault.id", None, "str"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey", None, "object"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.keyUrl", None, "str"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.sourceVault", None, "object"),
-    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.sourceVault.id", None, "str"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey", "2021-11-01", "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.secretUrl", "2021-11-01", "str"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.sourceVault", "2021-11-01", "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.diskEncryptionKey.sourceVault.id", "2021-11-01", "str"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey", "2021-11-01", "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.keyUrl", "2021-11-01", "str"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.sourceVault", "2021-11-01", "object"),
+    Field("compute.storageProfile.osDisk.encryptionSettings.keyEncryptionKey.sourceVault.id", "2021-11-01", "str"),
     Field("compute.storageProfile.osDisk.image", "2019-06-01", "object"),
     Field("compute.storageProfile.osDisk.image.uri", "2019-06-01", "str"),
     Field("compute.storageProfile.osDisk.managedDisk", "2019-06-01", "object"),
@@ -193,8 +193,21 @@ FIELDS: tuple[Field, ...] = (
     Field("compute.storageProfile.dataDisks[].bytesPerSecondThrottle", "2021-05-01", "int"),
     Field("compute.storageProfile.dataDisks[].caching", "2019-06-01", "str"),
     Field("compute.storageProfile.dataDisks[].createOption", "2019-06-01", "str"),
+    Field("compute.storageProfile.dataDisks[].diffDiskSettings", "2019-06-01", "object"),
+    Field("compute.storageProfile.dataDisks[].diffDiskSettings.option", "2019-06-01", "str"),
     Field("compute.storageProfile.dataDisks[].diskCapacityBytes", "2021-05-01", "int"),
     Field("compute.storageProfile.dataDisks[].diskSizeGB", "2019-06-01", "int"),
+    # Microsoft documents one table of encryption settings for the OS disk and the data disks.
+    Field("compute.storageProfile.dataDisks[].encryptionSettings", "2019-06-01", "object"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.enabled", "2019-06-01", "bool"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.diskEncryptionKey", "2021-11-01", "object"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.diskEncryptionKey.secretUrl", "2021-11-01", "str"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.diskEncryptionKey.sourceVault", "2021-11-01", "object"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.diskEncryptionKey.sourceVault.id", "2021-11-01", "str"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.keyEncryptionKey", "2021-11-01", "object"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.keyEncryptionKey.keyUrl", "2021-11-01", "str"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.keyEncryptionKey.sourceVault", "2021-11-01", "object"),
+    Field("compute.storageProfile.dataDisks[].encryptionSettings.keyEncryptionKey.sourceVault.id", "2021-11-01", "str"),
     Field("compute.storageProfile.dataDisks[].image", "2019-06-01", "object"),
     Field("compute.storageProfile.dataDisks[].image.uri", "2019-06-01", "str"),
     Field("compute.storageProfile.dataDisks[].isSharedDisk", "2021-05-01", "bool"),
@@ -205,6 +218,7 @@ FIELDS: tuple[Field, ...] = (
     Field("compute.storageProfile.dataDisks[].managedDisk.storageAccountType", "2019-06-01", "str"),
     Field("compute.storageProfile.dataDisks[].name", "2019-06-01", "str"),
     Field("compute.storageProfile.dataDisks[].opsPerSecondThrottle", "2021-05-01", "int"),
+    Field("compute.storageProfile.dataDisks[].osType", "2019-06-01", "str"),
     Field("compute.storageProfile.dataDisks[].vhd", "2019-06-01", "object"),
     Field("compute.storageProfile.dataDisks[].vhd.uri", "2019-06-01", "str"),
     Field("compute.storageProfile.dataDisks[].writeAcceleratorEnabled", "2019-06-01", "bool"),

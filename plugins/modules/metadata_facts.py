@@ -77,7 +77,8 @@ notes:
     to the controller).
   - As a gather_facts module beside M(ansible.builtin.setup), set C(ansible_facts_parallel=false).
     Otherwise ansible-core runs the fact modules in parallel through async polling, which costs more
-    than it saves for two short modules (see the collection's C(docs/performance.md)).
+    than it saves for two short modules (see
+    R(the performance guide,ansible_collections.imds.azure.docsite.performance.gather_facts)).
 seealso:
   - plugin: imds.azure.metadata
     plugin_type: lookup
@@ -123,7 +124,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ansible_facts:
-  description: Facts about the Azure VM. Read them as C(ansible_facts['azure_...']).
+  description:
+    - Facts about the Azure VM. Read them as C(ansible_facts['azure_...']).
+    - On a host that is not an Azure VM only RV(ansible_facts.azure_detected), RV(ansible_facts.azure_api_version)
+      and RV(ansible_facts.azure_detection_reason) are returned. With O(filter), only the facts it matches.
   returned: always
   type: dict
   contains:
@@ -164,6 +168,7 @@ ansible_facts:
       description: The VM's name.
       returned: when detected
       type: str
+      sample: examplevmname
     azure_location:
       description: The Azure region.
       returned: when detected
@@ -175,29 +180,35 @@ ansible_facts:
       type: str
       sample: Standard_D2s_v5
     azure_zone:
-      description: The availability zone, or V(null).
+      description: The availability zone, or V(null) when the VM is not zonal.
       returned: when detected
       type: str
+      sample: "1"
     azure_resource_group:
       description: The resource group.
       returned: when detected
       type: str
+      sample: myrg
     azure_subscription_id:
       description: The subscription id.
       returned: when detected
       type: str
+      sample: 8d10da13-8125-4ba9-a717-bf7490507b3d
     azure_os_type:
-      description: V(Linux) or V(Windows), as IMDS says.
+      description: V(Linux) or V(Windows), spelled so whatever case IMDS sends; another value as IMDS sends it.
       returned: when detected
       type: str
+      sample: Linux
     azure_platform_fault_domain:
-      description: The fault domain, as an integer.
+      description: The fault domain, as an integer; V(null) when IMDS sends none or not a number.
       returned: when detected
       type: int
+      sample: 0
     azure_platform_update_domain:
-      description: The update domain, as an integer.
+      description: The update domain, as an integer; V(null) when IMDS sends none or not a number.
       returned: when detected
       type: int
+      sample: 0
     azure_environment:
       description: The Azure cloud (C(azEnvironment)), or V(null) with api-versions before 2018-10-01.
       returned: when detected
@@ -209,10 +220,35 @@ ansible_facts:
       type: dict
       sample: {"environment": "prod", "url": "https://example.com:8443/"}
     azure_interfaces:
-      description: One entry per NIC in document order, MAC addresses as C(00:0d:3a:f8:06:ec), subnets as CIDR.
+      description: One entry per NIC, in the order of the document (IMDS does not promise one).
       returned: when detected
       type: list
       elements: dict
+      contains:
+        mac_address:
+          description: The MAC address, lowercase with colons; as IMDS sends it when it is not 12 hex digits.
+          type: str
+          sample: 00:0d:3a:f8:06:ec
+        ipv4_addresses:
+          description: One entry per IPv4 address, its private address and its public one (V(null) when none).
+          type: list
+          elements: dict
+          sample: [{"private": "10.1.0.4", "public": "52.166.222.251"}]
+        ipv4_subnets:
+          description: The IPv4 subnets, as C(address/prefix).
+          type: list
+          elements: str
+          sample: ["10.1.0.0/24"]
+        ipv6_addresses:
+          description: The private IPv6 addresses.
+          type: list
+          elements: str
+          sample: ["fd00::4"]
+        ipv6_subnets:
+          description: The IPv6 subnets, as C(address/prefix).
+          type: list
+          elements: str
+          sample: ["fd00::/64"]
     azure_private_ipv4_addresses:
       description: Every private IPv4 address, in document order.
       returned: when detected
@@ -229,10 +265,11 @@ ansible_facts:
       type: list
       elements: str
     azure_mac_addresses:
-      description: Every NIC's MAC address.
+      description: Every NIC's MAC address, lowercase with colons.
       returned: when detected
       type: list
       elements: str
+      sample: ["00:0d:3a:f8:06:ec"]
     azure_private_ipv4:
       description: The first private IPv4 address, or V(null).
       returned: when detected
@@ -242,6 +279,7 @@ ansible_facts:
       description: The first public IPv4 address, or V(null).
       returned: when detected
       type: str
+      sample: 52.166.222.251
 """
 
 import fnmatch

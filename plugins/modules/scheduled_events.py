@@ -268,7 +268,7 @@ msg:
   description: What happened, in one sentence.
   returned: always
   type: str
-  sample: Approved 1 event for web-linux-01 -- C7061BAC-AFDC-4513-B24B-AA5F13A16123 (Freeze).
+  sample: Approved C7061BAC-AFDC-4513-B24B-AA5F13A16123 (Freeze).
 """
 
 import time

@@ -102,10 +102,15 @@ CLOUDS = [
     (None, "chinaeast2", "2018-02-01", "china", "location chinaeast2 (api-version 2018-02-01 has no azEnvironment)"),
     (None, "germanynortheast", "2018-04-02", "germany", "location germanynortheast (api-version 2018-04-02 has no azEnvironment)"),
     (None, "germanywestcentral", "2018-04-02", "public", "location germanywestcentral (api-version 2018-04-02 has no azEnvironment)"),
-    ("AzureStackCloud", "local", None, "public", "location local (azEnvironment AzureStackCloud is not known here)"),
+    # Azure Stack Hub: each installation has its own Resource Manager endpoint, which the play cannot know
+    ("AzureStack", "local", None, "azurestack", "azEnvironment AzureStack"),
+    ("AZURESTACK", "redmond", None, "azurestack", "azEnvironment AZURESTACK"),
+    ("AzureFutureCloud", "westeurope", None, "public", "location westeurope (azEnvironment AzureFutureCloud is not known here)"),
 ]
+STACK_RESOURCE_MANAGER = "https://management.stack.example/"  # given to the second Azure Stack Hub VM only
 RESOURCE_MANAGER = {"public": "https://management.azure.com/", "usgovernment": "https://management.usgovcloudapi.net/",
-                    "china": "https://management.chinacloudapi.cn/", "germany": "https://management.microsoftazure.de/"}
+                    "china": "https://management.chinacloudapi.cn/", "germany": "https://management.microsoftazure.de/",
+                    "azurestack": None}
 
 
 def test_which_azure_cloud(emulator, playbook, tmp_path):
@@ -122,13 +127,18 @@ def test_which_azure_cloud(emulator, playbook, tmp_path):
         return {"versions": [v for v in API_VERSIONS if v <= newest]}
 
     fleet = make_fleet(emulator, tmp_path, len(CLOUDS), customize=customize, faults=faults)
-    result = run_example(playbook, "which-azure-cloud.yml", fleet.inventory).check()
+    stack = [vm.host for vm, case in zip(fleet.vms, CLOUDS) if case[3] == "azurestack"]
+    inventory = fleet.inventory.replace(f"{stack[1]} ", f"{stack[1]} azure_stack_resource_manager={STACK_RESOURCE_MANAGER} ")
+    result = run_example(playbook, "which-azure-cloud.yml", inventory).check()
     for vm, case in zip(fleet.vms, CLOUDS):
         newest, cloud, found = case[2:]
+        resource_manager = STACK_RESOURCE_MANAGER if vm.host == stack[1] else RESOURCE_MANAGER[cloud]
         assert result.read_json(f"{vm.host}-cloud.json") == {
-            "cloud": cloud, "from": found, "resource_manager": RESOURCE_MANAGER[cloud]}, vm.host
+            "cloud": cloud, "from": found, "resource_manager": resource_manager}, vm.host
         versions = [r["query"].get("api-version") for r in vm.imds_requests()]
         assert versions[-1] == (newest or "2025-04-07"), vm.host
+    assert (f"{stack[0]} is in the azurestack Azure cloud (from azEnvironment AzureStack); Resource Manager: the one "
+            "of this Azure Stack Hub installation (set azure_stack_resource_manager)") in " ".join(result.stdout.split())
 
 
 @pytest.mark.parametrize("profile", ["linux", "no-public-ip"])

@@ -4,7 +4,7 @@ Each scenario states what the user must see (the right facts, or a failure whose
 message names the cause) and the time the task may take at most; all scenarios play
 in one ansible-playbook run (one host each, see tests/integration/faults/matrix.py) and
 each is asserted on its own. The table of results is printed at the end of the run and
-kept in docs/reliability.md.
+kept in docs/docsite/rst/reliability.rst.
 
 Time bounds: ``timeout`` (T) and ``retry_timeout`` (R) are small here. Each scenario's
 bound is on the client's own time: from the first request the emulator saw to the end of

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import textwrap
 import threading
 import urllib.error
 import urllib.request
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent / "lookup"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "lookup.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "docsite" / "rst" / "lookup.rst"
 NEWEST = "2025-04-07"
 LEAVES = ["compute/vmId", "compute/name", "compute/location", "compute/vmSize", "compute/osType", "compute/zone",
           "network/interface/0/macAddress", "network/interface/0/ipv4/ipAddress/0/privateIpAddress",
@@ -222,10 +223,24 @@ def test_two_runs_at_once_keep_to_five_requests_per_second(machines, playbook):
     assert times[-1] - times[0] >= 3.2, relative
 
 
+def test_a_plays_connection_keyword_is_seen_in_task_arguments_not_in_loops(machines, playbook):
+    """What the lookup page says of a play's connection: keyword, on ansible-core 2.17 to 2.19."""
+    vm_imds, controller_imds = machines
+    vm3 = "vm3 ansible_host=192.0.2.12 ansible_ssh_executable=/bin/false"  # no ansible_connection
+    result = playbook(HERE / "connection.yml", inventory=inventory(vm3),
+                      env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
+    assert [r["path"] for r in imds_requests(controller_imds)] == ["/metadata/instance"]
+    assert imds_requests(vm_imds) == []
+    # connection: local makes vm3 the controller for the task: the live answer is the controller's
+    assert (result.out_dir / "arguments.txt").read_text() == data(controller_imds, "compute")["vmId"]
+    refused = (result.out_dir / "loop.txt").read_text()
+    assert "host vm3 is not the controller (the default connection of this run is ssh to 192.0.2.12)" in refused
+
+
 def runnable_blocks(kind: str) -> list[str]:
-    """The fenced blocks of docs/lookup.md that follow a ``<!-- runnable: kind -->`` line."""
-    pattern = re.compile(rf"<!-- runnable: {kind} -->\n```[a-z]*\n(.*?)```", re.S)
-    return pattern.findall(DOCS.read_text(encoding="utf-8"))
+    """The code blocks of the lookup page that follow a ``.. runnable: kind`` comment, dedented."""
+    pattern = re.compile(rf"^\.\. runnable: {kind}\n\n\.\. code-block:: [a-z+]+\n\n((?:(?:   .*)?\n)+)", re.M)
+    return [textwrap.dedent(block).strip("\n") + "\n" for block in pattern.findall(DOCS.read_text(encoding="utf-8"))]
 
 
 def test_the_documented_examples_run(emulator, playbook):

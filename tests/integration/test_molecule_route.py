@@ -4,7 +4,7 @@ The scenario (extensions/molecule/route) rebuilds Microsoft's failover-cluster e
 Linux: a "vm" namespace whose 169.254.0.0/16 belongs to a cluster adapter, and an "az"
 namespace with the IMDS emulator on 169.254.169.254:80. It proves that the facts module
 times out (naming the role) before converge, answers after it, that converge is
-idempotent, and that state=absent brings the timeout back. See docs/route.md.
+idempotent, and that state=absent brings the timeout back. See docs/docsite/rst/route.rst.
 """
 from __future__ import annotations
 

@@ -83,3 +83,69 @@ def test_listed_and_rendered(tmp_path, plugin_type):
             assert doc["doc"]["version_added"] == "1.0.0", name
             assert doc["doc"]["author"], name
             assert doc["examples"], f"{name} has no EXAMPLES"
+
+
+RETURNED = """
+- name: What the modules return, as a user registers it
+  hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/imds.azure.imds:
+      endpoint: "{{ imds_endpoint }}"
+  tasks:
+    - {name: Facts, imds.azure.metadata_facts: {}, register: facts}
+    - {name: List the events, imds.azure.scheduled_events: {}, register: listed}
+    - {name: Approve in check mode, imds.azure.scheduled_events: {approve: all_for_this_vm}, check_mode: true,
+       register: would}
+    - {name: Approve, imds.azure.scheduled_events: {approve: all_for_this_vm}, register: approved}
+    - {name: Wait for what does not come, imds.azure.scheduled_events: {wait_for: [Reboot], wait_timeout: 1},
+       register: waited}
+    - name: Keep the results
+      ansible.builtin.copy:
+        content: "{{ {'metadata_facts': [facts], 'scheduled_events': [listed, would, approved, waited]} | to_json }}"
+        dest: "{{ out_dir }}/returned.json"
+        mode: "0600"
+"""
+TYPES = {"str": str, "int": int, "bool": bool, "dict": dict, "list": list, "float": (int, float), "raw": object}
+
+
+def undocumented(spec: dict, value: object, path: str) -> list[str]:
+    """Where a returned value and its RETURN documentation disagree (null is allowed everywhere)."""
+    problems = []
+    if value is not None and not isinstance(value, TYPES[spec.get("type", "raw")]):
+        problems.append(f"{path} is {type(value).__name__}, documented as {spec['type']}")
+    contains = spec.get("contains")
+    items = [value] if isinstance(value, dict) else value if isinstance(value, list) else []
+    for item in items if contains else []:
+        # the module returns facts with the ansible_ prefix, which ansible_facts does not show
+        shown = {key.removeprefix("ansible_") if path == "ansible_facts" else key: sub for key, sub in item.items()}
+        problems += [f"{path}.{key} is returned but not documented" for key in shown if key not in contains]
+        problems += [f"{path}.{key} is documented as always returned but missing" for key, sub in contains.items()
+                     if key not in shown and sub.get("returned", "always") == "always"]
+        for key, sub in contains.items():
+            if key in shown:
+                problems += undocumented(sub, shown[key], f"{path}.{key}")
+    return problems
+
+
+def test_return_docs_match_what_the_modules_return(emulator, playbook, tmp_path):
+    imds = emulator(profile="linux")
+    imds.add_event(event_type="Freeze")
+    result = playbook(RETURNED, extra_vars={"imds_endpoint": imds.url}).check()
+    returned = result.read_json("returned.json")
+    dumped = ansible_doc(tmp_path, "-t", "module", "--json", "imds.azure.metadata_facts", "imds.azure.scheduled_events")
+    docs = {name.removeprefix("imds.azure."): doc["return"] for name, doc in json.loads(dumped.stdout).items()}
+    problems = []
+    for module, results in returned.items():
+        for number, registered in enumerate(results):
+            values = {key: value for key, value in registered.items() if key not in ("changed", "failed", "invocation")}
+            problems += [f"{module}[{number}]: {key} is returned but not documented" for key in values
+                         if key not in docs[module]]
+            problems += [f"{module}[{number}]: {problem}" for key, value in values.items() if key in docs[module]
+                         for problem in undocumented(docs[module][key], value, key)]
+    assert problems == []
+    # the sample of msg has the form of a real message
+    approved = returned["scheduled_events"][2]["msg"]
+    sample = docs["scheduled_events"]["msg"]["sample"]
+    assert re.fullmatch(r"Approved \S+ \(Freeze\)\.", approved), approved
+    assert re.fullmatch(r"Approved \S+ \(\w+\)\.", sample), sample

@@ -93,7 +93,7 @@ def test_tarball_holds_the_collection_and_no_junk(release):
     names = set(release[1])
     for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
                    "meta/execution-environment.yml", "plugins/modules/metadata_facts.py",
-                   "plugins/module_utils/_client.py", "playbooks/demo.yml", "docs/facts.md",
+                   "plugins/module_utils/_client.py", "playbooks/demo.yml", "docs/docsite/rst/facts.rst",
                    "tests/emulator/imds_emulator.py", "changelogs/config.yaml"):
         assert needed in names, f"{needed} is missing from the tarball"
     junk = sorted(n for n in names

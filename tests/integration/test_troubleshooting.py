@@ -1,30 +1,30 @@
-"""docs/troubleshooting.md quotes every message the collection can give.
+"""The troubleshooting page of the docsite quotes every message the collection can give.
 
 The messages are read from the code: every string and f-string in plugins/ (docstrings
 and the DOCUMENTATION / EXAMPLES / RETURN blocks aside), and the msg / fail_msg of the
 roles' fail and assert tasks. From each, the longest stretch of fixed text (the parts
 between placeholders) of at least three words must appear on the page, compared without
-case, Markdown emphasis or line breaks. A message added or reworded in the code without
+case, reStructuredText markup or line breaks. A message added or reworded in the code without
 the page fails here, with the file and line to look at.
 """
 from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 import yaml
 
 from tests.utils.paths import REPO
 
-PAGE = REPO / "docs" / "troubleshooting.md"
+RST = REPO / "docs" / "docsite" / "rst"
+PAGE = RST / "troubleshooting.rst"
 DOC_BLOCKS = {"DOCUMENTATION", "EXAMPLES", "RETURN", "PLUGIN_SOURCES", "DETECTION"}
 MIN_WORDS = 3
 
 
 def normal(text: str) -> str:
-    """Text as read: no blockquote markers, emphasis, code marks or line breaks; any case."""
-    text = re.sub(r"(?m)^\s*>\s?", "", text)
+    """Text as read: no roles, emphasis, literal or escape marks, no line breaks; any case."""
+    text = re.sub(r":[a-z]+:`([^`<]*?)(?:#[a-z]+)?`", r"\1", text)
     return " ".join(re.sub(r"[`*\\]", "", text).split()).lower()
 
 
@@ -110,16 +110,16 @@ def test_every_message_is_on_the_page():
     page = normal(PAGE.read_text(encoding="utf-8"))
     missing = [f"{where}: {phrase}" for phrase, where in {**python_messages(), **role_messages()}.items()
                if normal(phrase) not in page]
-    assert missing == [], "docs/troubleshooting.md lacks these messages:\n" + "\n".join(sorted(missing))
+    assert missing == [], f"{PAGE.relative_to(REPO)} lacks these messages:\n" + "\n".join(sorted(missing))
 
 
 def test_the_page_links_resolve():
+    """Every :ref: of the page names a label of the docsite; no Markdown link is left over."""
+    labels = {label for page in RST.glob("*.rst")
+              for label in re.findall(r"^\.\. _([A-Za-z0-9_.-]+):$", page.read_text(encoding="utf-8"), re.M)}
     text = PAGE.read_text(encoding="utf-8")
-    anchors = {re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
-               for heading in re.findall(r"^#+ (.+)$", text, re.M)}
-    for target in re.findall(r"\]\(([^)]+)\)", text):
-        if target.startswith("#"):
-            assert target[1:] in anchors, f"no heading for {target}"
-        elif not target.startswith("http"):
-            assert (PAGE.parent / target).exists(), f"{target} does not exist"
-    assert Path(PAGE).stat().st_size < 60_000, "one page, not a book"
+    targets = [target or label for label, target in re.findall(r":ref:`([^`<]*?)(?:\s*<([^>]+)>)?`", text)]
+    assert targets, "the page links to no other section"
+    assert [target for target in targets if target.strip() not in labels] == []
+    assert not re.search(r"\]\([^)]*\)|`[^`]*<#[^>]*>`_", text), "a Markdown or anchor link"
+    assert PAGE.stat().st_size < 60_000, "one page, not a book"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The network namespaces of the imds.azure route scenario (see docs/route.md).
+# The network namespaces of the imds.azure route scenario (see docs/docsite/rst/route.rst).
 #
 #   netns.sh up      create them (after removing leftovers of an earlier run)
 #   netns.sh down    stop what runs inside them and delete them

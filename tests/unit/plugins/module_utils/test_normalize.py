@@ -7,7 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from ansible_collections.imds.azure.plugins.module_utils._normalize import (
@@ -16,12 +15,11 @@ from ansible_collections.imds.azure.plugins.module_utils._normalize import (
     normalize,
     snake_case,
 )
+from tests.utils.facts import is_valid, schema_errors
 
 REPO = Path(__file__).resolve().parents[4]
 REAL = REPO / "tests" / "fixtures" / "real-imds"
 DOCUMENTS = REPO / "tests" / "fixtures" / "documents"
-SCHEMA = json.loads((REPO / "docs" / "facts.schema.json").read_text(encoding="utf-8"))
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 # How each real body becomes an instance document. The file names say what each is
 # (see tests/fixtures/real-imds/README.md); these two say it wrong or not at all.
@@ -204,23 +202,22 @@ def test_real_document_facts_say_what_the_document_says(name):
 def test_facts_validate_against_the_schema(name, include_user_data):
     document = real(name) if name in INSTANCE_NAMES else made(name)
     facts = normalize(document, "2025-04-07", include_user_data=include_user_data)
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(facts)]
-    assert errors == []
+    assert schema_errors(facts, limit=1000) == []
     assert json.loads(json.dumps(facts)) == facts  # plain JSON, as a module must return
 
 
 def test_schema_covers_what_the_module_adds_and_the_not_azure_form():
     facts = normalize(real("suse-azuremetadata__metadata-v2019-08-15.json"), "2019-08-15")
-    assert VALIDATOR.is_valid({**facts, "ansible_azure_detection_reason": "the DMI chassis asset tag is Azure's"})
+    assert is_valid({**facts, "ansible_azure_detection_reason": "the DMI chassis asset tag is Azure's"})
     not_azure = {"ansible_azure_detected": False, "ansible_azure_api_version": None,
                  "ansible_azure_detection_reason": "no DMI chassis asset tag"}
-    assert VALIDATOR.is_valid(not_azure)
-    assert not VALIDATOR.is_valid({**not_azure, "ansible_azure_vm_id": None})
-    assert not VALIDATOR.is_valid({**not_azure, "ansible_azure_api_version": "2019-08-15"})
-    assert not VALIDATOR.is_valid({**facts, "ansible_azure_api_version": None})
-    assert not VALIDATOR.is_valid({key: value for key, value in facts.items() if key != "ansible_azure_tags"})
-    assert not VALIDATOR.is_valid({**facts, "ansible_azure_vmid": "typo"})
-    assert not VALIDATOR.is_valid({**facts, "ansible_azure_platform_fault_domain": "0"})
+    assert is_valid(not_azure)
+    assert not is_valid({**not_azure, "ansible_azure_vm_id": None})
+    assert not is_valid({**not_azure, "ansible_azure_api_version": "2019-08-15"})
+    assert not is_valid({**facts, "ansible_azure_api_version": None})
+    assert not is_valid({key: value for key, value in facts.items() if key != "ansible_azure_tags"})
+    assert not is_valid({**facts, "ansible_azure_vmid": "typo"})
+    assert not is_valid({**facts, "ansible_azure_platform_fault_domain": "0"})
 
 
 @pytest.mark.parametrize("name", REJECTED_NAMES)
@@ -394,6 +391,31 @@ def test_ultra_data_disk_numbers_and_flags():
         "write_accelerator_enabled": False}]
     assert compute["tags_list"][1] == {
         "name": "platformsettings.host_environment.service.platform_optedin_for_rootcerts", "value": "true"}
+
+
+def test_data_disk_encryption_ephemeral_settings_and_os_type():
+    """dataDisks[].diffDiskSettings, encryptionSettings and osType (2019-06-01) are known fields:
+    the flag is a bool, "" is null, and "" where an object belongs is null, as for the OS disk."""
+    disks = normalize(made("data_disk_encryption_and_ephemeral_settings.json"), "2021-11-01")[
+        "ansible_azure_compute"]["storage_profile"]["data_disks"]
+    vault = "/subscriptions/{}/resourceGroups/testrg/providers/Microsoft.KeyVault/vaults/test-kv"
+    assert disks[0]["diff_disk_settings"] == {"option": "Local"}
+    assert disks[0]["encryption_settings"] == {
+        "enabled": True,
+        "disk_encryption_key": {
+            "secret_url": "https://test-disk.vault.azure.net/secrets/data-disk-secret/0123456789abcdef",
+            "source_vault": {"id": vault.format("test-source-guid")}},
+        "key_encryption_key": {
+            "key_url": "https://test-key.vault.azure.net/keys/data-disk-kek/fedcba9876543210",
+            "source_vault": {"id": vault.format("test-key-guid")}}}
+    assert disks[0]["os_type"] == "Windows"
+    assert (disks[0]["lun"], disks[0]["disk_size_gb"]) == (0, 512)
+    assert disks[1]["diff_disk_settings"] == {"option": None}
+    assert disks[1]["encryption_settings"] == {"enabled": False,
+                                               "disk_encryption_key": {"secret_url": None, "source_vault": {"id": None}}}
+    assert disks[1]["os_type"] is None
+    assert disks[2]["diff_disk_settings"] is None and disks[2]["encryption_settings"] is None
+    assert disks[2]["os_type"] == "linux"  # as IMDS sent it; only the top-level shortcut fixes the case
 
 
 def test_unicode_values_pass_through():

@@ -14,14 +14,13 @@ import base64
 import copy
 import json
 import os
-from pathlib import Path
 
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
+from tests.utils.facts import schema_errors
 from tests.utils.strategies import broken_documents, instance_documents, json_values, unicode_text
 
 pytestmark = pytest.mark.property
@@ -30,13 +29,6 @@ _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_ba
 settings.register_profile("imds-default", max_examples=200, deadline=None, suppress_health_check=_QUIET)
 settings.register_profile("ci-long", max_examples=10_000, deadline=None, suppress_health_check=_QUIET)
 PROFILE = settings(settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "imds-default")))
-
-SCHEMA = json.loads((Path(__file__).resolve().parents[4] / "docs" / "facts.schema.json").read_text(encoding="utf-8"))
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-
-
-def schema_errors(facts: dict) -> list[str]:
-    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message[:200]}" for error in VALIDATOR.iter_errors(facts)]
 
 
 def run(document: object, version: str, include_user_data: bool) -> dict | ImdsDocumentError:

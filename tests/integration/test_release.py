@@ -28,7 +28,7 @@ JUNK_DIRS = (
     ".venv", ".git", ".cache", ".ansible", ".pytest_cache", ".hypothesis", ".mypy_cache",
     ".ruff_cache", ".tox", "__pycache__", "tests/output", "bench/results",
     "tests/unit/plugins/module_utils/__pycache__", "tests/integration/.hypothesis",
-    "tests/.pytest_cache", "tests/unit/.pytest_cache", "tests/emulator/__pycache__",
+    "tests/.pytest_cache", "tests/unit/.pytest_cache", "tests/emulator/__pycache__", "tools/imds_emulator/__pycache__",
     "extensions/molecule/route/.cache", "extensions/molecule/route/.ansible", "roles/route/.ansible",
 )
 JUNK_FILES = (
@@ -94,7 +94,8 @@ def test_tarball_holds_the_collection_and_no_junk(release):
     for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
                    "meta/execution-environment.yml", "plugins/modules/metadata_facts.py",
                    "plugins/module_utils/_client.py", "playbooks/demo.yml", "docs/facts.md",
-                   "tests/emulator/imds_emulator.py", "changelogs/config.yaml"):
+                   "tests/emulator/imds_emulator.py", "changelogs/config.yaml", "tools/imds_emulator/__main__.py",
+                   "tools/imds_emulator/_cli.py", "tools/imds_emulator/profiles/linux.json"):
         assert needed in names, f"{needed} is missing from the tarball"
     junk = sorted(n for n in names
                   if JUNK_NAMES & set(Path(n).parts)
@@ -133,7 +134,7 @@ def test_offline_install_and_demo_from_the_installed_collection(release, emulato
     # The demo playbook, addressed by its FQCN: ansible-playbook finds it in the installed collection.
     demo = run([str(BIN / "ansible-playbook"), "-vvv", "-i", "localhost,", "-c", "local", "imds.azure.demo",
                 "-e", json.dumps({"imds_endpoint": emu.url})], env, tmp_path)
-    vm = json.loads((REPO / "tests" / "emulator" / "profiles" / "windows.json").read_text())["compute"]
+    vm = json.loads((REPO / "tools" / "imds_emulator" / "profiles" / "windows.json").read_text())["compute"]
     assert f"vm: {vm['name']} ({vm['vmId']})" in demo.stdout
     assert "detected: True" in demo.stdout
     assert "failed=0" in demo.stdout

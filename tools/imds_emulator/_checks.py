@@ -71,6 +71,14 @@ def text(value: Any, what: str, *, empty: bool = True) -> str:
     return value
 
 
+def header_value(value: Any, what: str) -> str:
+    """A string that can go into an HTTP header: no line breaks or other control characters."""
+    if not isinstance(value, str) or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise EmulatorError(f"{what} must be a string without control characters (it is sent as a header), "
+                            f"not {value!r}")
+    return value
+
+
 def choice(value: Any, what: str, allowed: Iterable[str]) -> str:
     allowed = tuple(allowed)
     if not isinstance(value, str) or value not in allowed:

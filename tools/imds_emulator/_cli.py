@@ -47,6 +47,8 @@ def _seconds(text: str, *, positive: bool = False) -> float:
         raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    if positive and value == 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     if value > MAX_SECONDS:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:.0f} seconds: {text!r}")
     return value

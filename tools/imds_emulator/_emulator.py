@@ -375,7 +375,7 @@ class Emulator:
             return Reply.json(200, self.events_document(version))
         try:
             request = json.loads(body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return Reply.error(400, "Bad request. The body is not valid JSON")
         starts = request.get("StartRequests") if isinstance(request, dict) else None
         if not isinstance(starts, list):

@@ -95,7 +95,7 @@ def _check_body(value: Any, what: str) -> dict:
         except (ValueError, TypeError):
             raise EmulatorError(f"{what} base64 is not valid base64") from None
     return {"data": data, "status": check.status(value.get("status", 200), f"{what} status"),
-            "content_type": check.text(value.get("content_type", "application/json"), f"{what} content_type"),
+            "content_type": check.header_value(value.get("content_type", "application/json"), f"{what} content_type"),
             **{k: value[k] for k in ("text", "base64") if k in value}}
 
 
@@ -104,7 +104,7 @@ def _check_redirect(value: Any, what: str) -> dict:
     status = check.status(value.get("status", 302), f"{what} status")
     if not 300 <= status <= 399 or not isinstance(value["location"], str):
         raise EmulatorError(f"{what} needs a 3xx status and a location string")
-    return {"status": status, "location": value["location"]}
+    return {"status": status, "location": check.header_value(value["location"], f"{what} location")}
 
 
 def _check_versions(value: Any, what: str) -> list[str]:

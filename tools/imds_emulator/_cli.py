@@ -92,7 +92,7 @@ def parser() -> _Parser:
     parser.add_argument("--port-file", help="write the port number to this file once listening "
                                             "(a fleet: one 'NAME PORT' line per VM)")
     parser.add_argument("--pid-file", help="write the process id to this file once listening; removed at exit")
-    parser.add_argument("--lifetime", type=lambda text: _seconds(text), default=3600.0,
+    parser.add_argument("--lifetime", type=_non_negative, default=3600.0,
                         help="exit after this many seconds (default 3600)")
     parser.add_argument("--timeline", help="a JSON file of scheduled events to play (see the docs)")
     parser.add_argument("--vm", type=_vm, action="append", metavar="NAME=PORT",

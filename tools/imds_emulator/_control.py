@@ -106,5 +106,3 @@ def control(emu: "Emulator", method: str, path: str, body: bytes) -> Reply:
                 return Reply.error(405, f"{method} is not supported on {path}")
             return reply
     return Reply.error(404, f"Unknown control path {path}; use {', '.join(ROUTES)}")
-
-

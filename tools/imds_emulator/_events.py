@@ -180,7 +180,7 @@ class ScheduledEvents:
 
     def _known(self, event_id: str) -> bool:
         return any(e["EventId"] == event_id for e in self._events) \
-            or any(f["event_id"] == event_id for _, f in self._pending)
+            or any(fields["event_id"] == event_id for _appear_at, fields in self._pending)
 
     @staticmethod
     def _make(fields: Mapping[str, Any], now: float) -> dict:

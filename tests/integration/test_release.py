@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,35 @@ def test_ansible_builder_introspect_finds_no_requirements(release, tmp_path):
         "python": ["needed-python-package>=1  # from collection other.needy"],
         "system": ["needed-system-package [platform:dpkg]  # from collection other.needy"],
     }
+
+
+def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
+    """The one documented command: python3 <collection>/tools/imds_emulator --port N --profile linux."""
+    tarball, work = release[0], release[2]
+    fresh = tmp_path / "collections"
+    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh)})
+    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(fresh), str(tarball)],
+        env, work)
+    tool = fresh / "ansible_collections" / "imds" / "azure" / "tools" / "imds_emulator"
+    listed = run([sys.executable, str(tool), "--list-profiles"], env, tmp_path)
+    assert "linux" in listed.stdout.split() and "standard-lb" in listed.stdout.split()
+    port_file = tmp_path / "port"
+    process = subprocess.Popen([sys.executable, str(tool), "--port", "0", "--profile", "linux", "--port-file",
+                                str(port_file), "--lifetime", "30"], env=env, cwd=str(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.02)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port_file.read_text().strip()}/metadata/instance/compute/name"
+            "?api-version=2021-02-01&format=text", headers={"Metadata": "true"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=5) as answer:
+            assert answer.read().decode() == "web-linux-01"
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert out.startswith("imds-emulator listening on http://127.0.0.1:")

@@ -197,13 +197,16 @@ def _remove_pid_file(path: str) -> None:
         pass
 
 
-def _netns_outside(args: argparse.Namespace, argv: list[str], parse: _Parser, stopping: threading.Event) -> int:
-    """Re-run this tool under ``unshare --net``: a namespace that lives as long as the command."""
+def _check_netns_tools(parse: _Parser) -> None:
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         parse.error("--netns needs root (it creates a network namespace); run it as root, e.g. with sudo")
     missing = [tool for tool in ("unshare", "ip") if shutil.which(tool) is None]
     if missing:
         parse.error(f"--netns needs {' and '.join(missing)} (util-linux, iproute2); install them")
+
+
+def _netns_outside(args: argparse.Namespace, argv: list[str], stopping: threading.Event) -> int:
+    """Re-run this tool under ``unshare --net``: a namespace that lives as long as the command."""
     split = argv.index("--") if "--" in argv else len(argv)
     inner = [arg for arg in argv[:split] if arg != "--netns"] + [NETNS_INSIDE] + argv[split:]
     process = subprocess.Popen([shutil.which("unshare") or "unshare", "--net", "--", sys.executable,  # pylint: disable=consider-using-with
@@ -294,15 +297,20 @@ def main(argv: list[str] | None = None) -> int:
     if (args.netns or args.netns_inside) != bool(args.command):
         parse.error("--netns runs a command: put it after --, e.g. --netns -- ansible-playbook site.yml"
                     if args.netns or args.netns_inside else "a command after -- needs --netns")
+    if args.netns:
+        _check_netns_tools(parse)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if args.netns_inside:
-        return _netns_inside(args, parse, stopping)
-    if args.netns:
-        return _netns_outside(args, argv, parse, stopping)
-    return _run(_build(args, parse), args, stopping)
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if args.netns_inside:
+            return _netns_inside(args, parse, stopping)
+        if args.netns:
+            return _netns_outside(args, argv, stopping)
+        return _run(_build(args, parse), args, stopping)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -103,6 +103,12 @@ def parser() -> _Parser:
                              "169.254.169.254:80; needs root; everything is gone when COMMAND ends")
     parser.add_argument("--netns-timeout", type=lambda text: _seconds(text, positive=True), default=600.0,
                         help="stop COMMAND after this many seconds (default 600)")
+    parser.add_argument("--background", action="store_true",
+                        help="start in a process of its own and return once it answers (needs --pid-file)")
+    parser.add_argument("--status", action="store_true",
+                        help="say whether the emulator of --pid-file runs (exit 0) or not (exit 3)")
+    parser.add_argument("--stop", action="store_true",
+                        help="stop the emulator of --pid-file (not running is fine)")
     parser.add_argument(NETNS_INSIDE, action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -166,13 +172,13 @@ def _run(server: Emulator | Fleet, args: argparse.Namespace, stopping: threading
         if args.port_file:
             _write_atomically(args.port_file, f"{server.port}\n" if isinstance(server, Emulator)
                               else "".join(f"{emu.fleet_name} {emu.port}\n" for emu in members))
-        if args.pid_file:
-            _write_atomically(args.pid_file, f"{os.getpid()}\n")
         if announce:
             for emu in members:
                 suffix = f" for {emu.fleet_name}" if emu.fleet_name else ""
                 sys.stdout.write(f"imds-emulator listening on {emu.url}{suffix}\n")
             sys.stdout.flush()
+        if args.pid_file:  # last: a pid file says the emulator answers (--background waits for it)
+            _write_atomically(args.pid_file, f"{os.getpid()}\n")
         deadline = time.monotonic() + args.lifetime
         while not stopping.is_set():
             left = deadline - time.monotonic()
@@ -186,6 +192,96 @@ def _run(server: Emulator | Fleet, args: argparse.Namespace, stopping: threading
         server.stop()
         if args.pid_file:
             _remove_pid_file(args.pid_file)
+    return 0
+
+
+def _pid_of(path: str) -> int | None:
+    """The process of a pid file if it is alive and an emulator (on Linux: its command line says so)."""
+    try:
+        pid = int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        if cmdline.exists() and b"imds_emulator" not in cmdline.read_bytes():
+            return None  # the pid was reused by another program
+    except OSError:
+        pass
+    return pid
+
+
+def _status(args: argparse.Namespace) -> int:
+    pid = _pid_of(args.pid_file)
+    if pid is None:
+        sys.stdout.write("imds-emulator not running\n")
+        return 3
+    sys.stdout.write(f"imds-emulator running (pid {pid})\n")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    """Stop the emulator of a pid file (SIGTERM, then SIGKILL after 10 s); not running is fine."""
+    pid = _pid_of(args.pid_file)
+    if pid is None:
+        try:
+            Path(args.pid_file).unlink()
+        except OSError:
+            pass
+        sys.stdout.write("imds-emulator not running\n")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _pid_of(args.pid_file) == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pid_of(args.pid_file) == pid:
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    try:
+        Path(args.pid_file).unlink()
+    except OSError:
+        pass
+    sys.stdout.write(f"imds-emulator stopped (pid {pid})\n")
+    return 0
+
+
+def _background(args: argparse.Namespace, argv: list[str]) -> int:
+    """Start the emulator as a process of its own and return once it answers (or with its error)."""
+    import tempfile
+
+    pid = _pid_of(args.pid_file)
+    if pid is not None:
+        sys.stderr.write(f"imds-emulator: error: an emulator already runs with --pid-file {args.pid_file} "
+                         f"(pid {pid}); stop it first with --stop\n")
+        return 2
+    try:
+        Path(args.pid_file).unlink()
+    except OSError:
+        pass
+    child_argv = [arg for arg in argv if arg != "--background"]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen([sys.executable, str(TOOL_DIR), *child_argv],  # pylint: disable=consider-using-with
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while _pid_of(args.pid_file) != child.pid:
+            if child.poll() is not None:
+                err.seek(0)
+                sys.stderr.write(err.read().decode("utf-8", "replace"))
+                return child.returncode or 1
+            if time.monotonic() > deadline:
+                child.kill()
+                sys.stderr.write("imds-emulator: error: the emulator did not answer within 30 seconds; stopped it\n")
+                return 1
+            time.sleep(0.02)
+        out.seek(0)
+        sys.stdout.write(out.read().decode("utf-8", "replace"))
     return 0
 
 
@@ -297,8 +393,19 @@ def main(argv: list[str] | None = None) -> int:
     if (args.netns or args.netns_inside) != bool(args.command):
         parse.error("--netns runs a command: put it after --, e.g. --netns -- ansible-playbook site.yml"
                     if args.netns or args.netns_inside else "a command after -- needs --netns")
+    if (args.background or args.status or args.stop) and not args.pid_file:
+        parse.error("--background, --status and --stop need --pid-file")
+    if args.status:
+        return _status(args)
+    if args.stop:
+        return _stop(args)
     if args.netns:
         _check_netns_tools(parse)
+    if args.background:
+        if args.netns:
+            parse.error("--background does not go with --netns")
+        _build(args, parse)  # a bad option ends here, with its line and exit status 2
+        return _background(args, argv)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

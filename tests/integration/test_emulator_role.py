@@ -39,16 +39,22 @@ START_AND_GATHER = """
         mode: "0600"
 """
 
-STOP = """
-- name: Stop the emulator
+def role_play(title: str, **variables) -> str:
+    """A play on localhost that applies the role with these variables (and the test's state folder)."""
+    settings = {"imds_azure_emulator_dir": "{{ state }}", **variables}
+    lines = "\n".join(f"        {name}: {json.dumps(value)}" for name, value in settings.items())
+    return f"""
+- name: {title}
   hosts: localhost
   gather_facts: false
   roles:
     - role: imds.azure.emulator
       vars:
-        imds_azure_emulator_dir: "{{ state }}"
-        imds_azure_emulator_state: stopped
+{lines}
 """
+
+
+STOP = role_play("Stop the emulator", imds_azure_emulator_state="stopped")
 
 
 def recap(result) -> str:
@@ -157,32 +163,16 @@ def test_a_taken_port_is_a_clear_failure(playbook, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = playbook(f"""
-- name: Start on a taken port
-  hosts: localhost
-  gather_facts: false
-  roles:
-    - role: imds.azure.emulator
-      vars:
-        imds_azure_emulator_dir: "{{{{ state }}}}"
-        imds_azure_emulator_port: {port}
-""", extra_vars={"state": str(tmp_path / "state")})
+        result = playbook(role_play("Start on a taken port", imds_azure_emulator_port=port),
+                          extra_vars={"state": str(tmp_path / "state")})
     assert result.returncode != 0
     assert f"imds-emulator: error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stdout
 
 
 def test_a_bad_fault_is_refused_before_anything_starts(playbook, tmp_path):
-    result = playbook("""
-- name: Start with a bad fault
-  hosts: localhost
-  gather_facts: false
-  roles:
-    - role: imds.azure.emulator
-      vars:
-        imds_azure_emulator_dir: "{{ state }}"
-        imds_azure_emulator_port: 0
-        imds_azure_emulator_faults: {"delay": -1}
-""", extra_vars={"state": str(tmp_path / "state")})
+    result = playbook(role_play("Start with a bad fault", imds_azure_emulator_port=0,
+                                imds_azure_emulator_faults={"delay": -1}),
+                      extra_vars={"state": str(tmp_path / "state")})
     assert result.returncode != 0
     assert "imds-emulator: error: fault 'delay' must be a non-negative number" in result.stdout
     assert not (tmp_path / "state" / "default.pid").exists()

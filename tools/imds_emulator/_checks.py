@@ -9,7 +9,9 @@ one never reaches a request (NaN, infinities and 1e308 included).
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any, Iterable
 
 MAX_SECONDS = 86400.0 * 366
@@ -110,3 +112,13 @@ def string_list(value: Any, what: str, *, empty: bool = False) -> list[str]:
         raise EmulatorError(f"{what} must be a {'' if empty else 'non-empty '}list of non-empty strings, "
                             f"not {value!r}")
     return list(value)
+
+
+def read_json_file(path: str | Path, label: str) -> Any:
+    """A JSON file's value; unreadable or invalid is an EmulatorError that names ``label``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EmulatorError(f"cannot read {label}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise EmulatorError(f"{label} is not valid JSON: {str(exc)[:200]}") from None

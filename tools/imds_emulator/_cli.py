@@ -307,18 +307,26 @@ def _netns_outside(args: argparse.Namespace, argv: list[str], stopping: threadin
     inner = [arg for arg in argv[:split] if arg != "--netns"] + [NETNS_INSIDE] + argv[split:]
     process = subprocess.Popen([shutil.which("unshare") or "unshare", "--net", "--", sys.executable,  # pylint: disable=consider-using-with
                                 str(TOOL_DIR), *inner])
-    deadline = time.monotonic() + args.netns_timeout + 15
+    if _supervise(process, args.netns_timeout + 15, stopping) or stopping.is_set():
+        return process.returncode
+    return 124
+
+
+def _supervise(process: subprocess.Popen, seconds: float, stopping: threading.Event) -> bool:
+    """Wait for ``process`` at most ``seconds`` or until ``stopping``; then end it (SIGTERM, SIGKILL after
+    10 s). True when it ended by itself."""
+    deadline = time.monotonic() + seconds
     while process.poll() is None:
         if stopping.is_set() or time.monotonic() > deadline:
             process.terminate()
             try:
-                return process.wait(timeout=10) if stopping.is_set() else 124
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-                return 124
+            return False
         stopping.wait(0.1)
-    return process.returncode
+    return True
 
 
 def _netns_inside(args: argparse.Namespace, parse: _Parser, stopping: threading.Event) -> int:
@@ -342,21 +350,10 @@ def _netns_inside(args: argparse.Namespace, parse: _Parser, stopping: threading.
         return 1
     try:
         command = subprocess.Popen(args.command)  # pylint: disable=consider-using-with
-        deadline = time.monotonic() + args.netns_timeout
-        while command.poll() is None:
-            if stopping.is_set() or time.monotonic() > deadline:
-                command.terminate()
-                try:
-                    command.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    command.kill()
-                    command.wait()
-                if not stopping.is_set():
-                    sys.stderr.write(f"imds-emulator: error: the command did not finish within "
-                                     f"{args.netns_timeout:g} seconds (--netns-timeout); stopped it\n")
-                    return 124
-                return command.returncode
-            stopping.wait(0.1)
+        if not _supervise(command, args.netns_timeout, stopping) and not stopping.is_set():
+            sys.stderr.write(f"imds-emulator: error: the command did not finish within "
+                             f"{args.netns_timeout:g} seconds (--netns-timeout); stopped it\n")
+            return 124
         return command.returncode
     except OSError as exc:
         sys.stderr.write(f"imds-emulator: error: cannot run {args.command[0]}: {exc.strerror or exc}\n")

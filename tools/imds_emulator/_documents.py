@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from ._checks import EmulatorError
+from ._checks import EmulatorError, read_json_file
 from ._tables import FIELD_SINCE, PROFILE_NAME_RE
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -34,12 +34,7 @@ def load_profile(profile: str | None = None, profile_file: str | Path | None = N
             raise EmulatorError(f"unknown profile {name!r}; available: {', '.join(available_profiles())}")
         path = PROFILES_DIR / f"{name}.json"
         label = f"profile {name!r}"
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EmulatorError(f"cannot read {label}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EmulatorError(f"{label} is not valid JSON: {exc}") from None
+    document = read_json_file(path, label)
     if isinstance(document, dict) and isinstance(document.get("responses"), dict) and "parameters" in document:
         document = document["responses"].get("200", {}).get("body")
     if not isinstance(document, dict):

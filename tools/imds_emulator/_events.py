@@ -13,7 +13,6 @@ as they share one events document in Azure.
 from __future__ import annotations
 
 import email.utils
-import json
 import threading
 import time
 import uuid
@@ -114,12 +113,7 @@ def load_timeline(source: str | Path | Mapping[str, Any], what: str | None = Non
     else:
         path = Path(source)
         label = what or f"timeline {path}"
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise EmulatorError(f"cannot read {label}: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EmulatorError(f"{label} is not valid JSON: {exc}") from None
+        document = check.read_json_file(path, label)
     document = check.table(document, label, {"events", "description"}, {"events"})
     events = document["events"]
     if not isinstance(events, list) or len(events) > MAX_TIMELINE_EVENTS:

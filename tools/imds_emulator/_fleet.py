@@ -9,7 +9,6 @@ in Azure; all VMs share one clock.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -66,13 +65,7 @@ def load_fleet(path: str | Path) -> dict:
     """Read a fleet file: ``{"vms": [...], "timeline": FILE-or-object}``; paths relative to it."""
     path = Path(path)
     label = f"fleet file {path}"
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EmulatorError(f"cannot read {label}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise EmulatorError(f"{label} is not valid JSON: {str(exc)[:200]}") from None
-    document = check.table(document, label, FLEET_KEYS, {"vms"})
+    document = check.table(check.read_json_file(path, label), label, FLEET_KEYS, {"vms"})
     timeline = document.get("timeline")
     if isinstance(timeline, str):
         timeline = path.parent / timeline

@@ -39,6 +39,7 @@ START_AND_GATHER = """
         mode: "0600"
 """
 
+
 def role_play(title: str, **variables) -> str:
     """A play on localhost that applies the role with these variables (and the test's state folder)."""
     settings = {"imds_azure_emulator_dir": "{{ state }}", **variables}

@@ -16,11 +16,13 @@ from typing import Any, Mapping
 
 from . import _checks as check
 from ._checks import EmulatorError
+from ._control import control
 from ._documents import check_loadbalancer, document_for_version, dump_json, load_profile, pkcs7_envelope, \
     public_document, text_of
 from ._events import Clock, ScheduledEvents, check_event, load_timeline
 from ._faults import Counters, check_faults, plan, public_faults
 from ._replies import Reply
+from ._server import make_server
 from ._tables import API_VERSIONS, ATTESTED_FIELD_SINCE, CATEGORY_SINCE, FORMAT_ERROR, FORWARDED_ERROR, \
     HEADER_ERROR, LEAF_JSON_ERROR, LOADBALANCER_ERRORS, LOADBALANCER_MISSING, MAX_LOGGED_REQUESTS, \
     SCHEDULED_EVENTS_VERSIONS, TEXT_TYPE, VERSION_ERROR_NEW, VERSION_ERROR_OLD
@@ -128,8 +130,6 @@ class Emulator:
 
     def start(self) -> "Emulator":
         """Listen and serve in a daemon thread (OSError when the address cannot be bound)."""
-        from ._server import make_server
-
         if self._server is not None:
             return self
         if self.log_path is not None and self._log_file is None:
@@ -286,8 +286,7 @@ class Emulator:
         return faults, self.latency + decided.wait, decided.takeover, decided.reply
 
     def control(self, method: str, path: str, body: bytes) -> Reply:
-        from ._control import control
-
+        """``/_emulator/...``: see _control."""
         return control(self, method, path, body)
 
     # -- IMDS ---------------------------------------------------------------------------

@@ -313,8 +313,8 @@ def emulator_class():
     class FirstRequestClock(Emulator):
         def _plan(self, now):
             with self._lock:
-                if self._counter == 0:
-                    self._faults_set_at = now
+                if self._counters.count == 0:
+                    self._counters.set_at = now
             return super()._plan(now)
 
     return FirstRequestClock

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
-EMULATOR = REPO / "tests" / "emulator" / "imds_emulator.py"
+EMULATOR = REPO / "tools" / "imds_emulator"
 CALLBACKS = BENCH / "callback_plugins"
 LATENCY = 0.003  # seconds the emulator waits before every answer: a realistic IMDS round trip
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
@@ -100,7 +100,7 @@ def metric(value: float | int, unit: str, goal: float | None = None, spread: Ite
 # -- the emulator ---------------------------------------------------------------------
 
 class EmulatorProcess:
-    """tests/emulator/imds_emulator.py as a separate process on 127.0.0.1, self-stopping."""
+    """tools/imds_emulator as a separate process on 127.0.0.1, self-stopping."""
 
     def __init__(self, workdir: Path, name: str = "emulator", latency: float = LATENCY,
                  faults: Mapping[str, Any] | None = None, profile: str = "linux", lifetime: float = 900) -> None:

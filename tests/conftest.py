@@ -8,7 +8,7 @@ import pytest
 from tests.utils.paths import EMULATOR, collections_path
 
 sys.path.insert(0, str(collections_path()))
-sys.path.insert(0, str(EMULATOR.parent))
+sys.path.insert(0, str(EMULATOR.parent))  # tools/: import imds_emulator
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def emulator():
     Call it as emulator(profile="linux", faults={...}, latency=0.0) and use .url,
     .requests, .set_faults(...), .clear_log().
     """
-    from imds_emulator import Emulator  # tests/emulator/imds_emulator.py
+    from imds_emulator import Emulator  # tools/imds_emulator
 
     started = []
 

@@ -16,7 +16,7 @@ import requests
 
 from imds_emulator import EVENT_KEYWORDS, Emulator
 
-SCRIPT = Path(__file__).resolve().parent / "imds_emulator.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "imds_emulator"
 INSTANCE = "/metadata/instance?api-version=2021-02-01"
 
 

@@ -16,7 +16,8 @@ from imds_emulator import (
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = REPO / "tests" / "fixtures" / "real-imds"
-PROFILES = ["linux", "multi-nic-ipv6", "no-public-ip", "old-tags-colon", "scaleset", "spot", "windows"]
+PROFILES = ["linux", "multi-nic-ipv6", "no-public-ip", "nva-gateway-lb", "old-tags-colon", "scaleset", "spot", "standard-lb",
+            "standard-public-ip", "windows"]
 FIELDS_2017_04_02 = {"location", "name", "offer", "osType", "platformFaultDomain", "platformUpdateDomain",
                      "publisher", "sku", "version", "vmId", "vmSize"}
 

@@ -290,7 +290,8 @@ def test_bad_faults_are_clear_errors(faults, message):
 def test_every_documented_fault_is_known():
     assert set(FAULT_NAMES) == {
         "status_for_seconds", "status_first_n", "status_always", "every_kth", "rate_limit", "delay", "hang",
-        "dribble", "reset", "truncate", "html", "body", "body_size", "redirect", "versions", "error_wording"}
+        "dribble", "reset", "truncate", "html", "body", "body_size", "redirect", "versions", "error_wording",
+        "loadbalancer"}
 
 
 def test_set_faults_replaces_all_switches(client):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent / "imds_emulator.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "imds_emulator"
 
 pytestmark = [
     pytest.mark.netns,

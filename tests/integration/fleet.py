@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from tests.utils.paths import REPO
 
-PROFILES = REPO / "tests" / "emulator" / "profiles"
+PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 
 
 @dataclass

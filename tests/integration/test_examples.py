@@ -123,7 +123,7 @@ def test_which_azure_cloud(emulator, playbook, tmp_path):
         newest = CLOUDS[index][2]
         if newest is None:
             return None
-        from imds_emulator import API_VERSIONS  # tests/emulator, on sys.path through conftest
+        from imds_emulator import API_VERSIONS  # tools/, on sys.path through conftest
         return {"versions": [v for v in API_VERSIONS if v <= newest]}
 
     fleet = make_fleet(emulator, tmp_path, len(CLOUDS), customize=customize, faults=faults)

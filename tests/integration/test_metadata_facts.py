@@ -13,7 +13,7 @@ import pytest
 
 from tests.utils.paths import REPO
 
-PROFILES = REPO / "tests" / "emulator" / "profiles"
+PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 NEWEST = "2025-04-07"
 
 GATHER = """
@@ -258,7 +258,7 @@ def test_default_endpoint_inside_namespace(tmp_path):
     script = f"""
 ip link set lo up
 ip addr add 169.254.169.254/32 dev lo
-{sys.executable} {REPO}/tests/emulator/imds_emulator.py --bind 169.254.169.254 --port 80 --profile linux \
+{sys.executable} {REPO}/tools/imds_emulator --bind 169.254.169.254 --port 80 --profile linux \
   --log {log} --port-file {tmp_path}/port --lifetime 120 >/dev/null 2>&1 &
 for _ in $(seq 100); do [ -s {tmp_path}/port ] && break; sleep 0.05; done
 export {exports}

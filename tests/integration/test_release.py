@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,7 @@ JUNK_DIRS = (
     ".venv", ".git", ".cache", ".ansible", ".pytest_cache", ".hypothesis", ".mypy_cache",
     ".ruff_cache", ".tox", "__pycache__", "tests/output", "bench/results",
     "tests/unit/plugins/module_utils/__pycache__", "tests/integration/.hypothesis",
-    "tests/.pytest_cache", "tests/unit/.pytest_cache", "tests/emulator/__pycache__",
+    "tests/.pytest_cache", "tests/unit/.pytest_cache", "tests/emulator/__pycache__", "tools/imds_emulator/__pycache__",
     "extensions/molecule/route/.cache", "extensions/molecule/route/.ansible", "roles/route/.ansible",
 )
 JUNK_FILES = (
@@ -94,7 +96,8 @@ def test_tarball_holds_the_collection_and_no_junk(release):
     for needed in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
                    "meta/execution-environment.yml", "plugins/modules/metadata_facts.py",
                    "plugins/module_utils/_client.py", "playbooks/demo.yml", "docs/docsite/rst/facts.rst",
-                   "tests/emulator/imds_emulator.py", "changelogs/config.yaml"):
+                   "tests/emulator/imds_emulator.py", "changelogs/config.yaml", "tools/imds_emulator/__main__.py",
+                   "tools/imds_emulator/_cli.py", "tools/imds_emulator/profiles/linux.json"):
         assert needed in names, f"{needed} is missing from the tarball"
     junk = sorted(n for n in names
                   if JUNK_NAMES & set(Path(n).parts)
@@ -133,7 +136,7 @@ def test_offline_install_and_demo_from_the_installed_collection(release, emulato
     # The demo playbook, addressed by its FQCN: ansible-playbook finds it in the installed collection.
     demo = run([str(BIN / "ansible-playbook"), "-vvv", "-i", "localhost,", "-c", "local", "imds.azure.demo",
                 "-e", json.dumps({"imds_endpoint": emu.url})], env, tmp_path)
-    vm = json.loads((REPO / "tests" / "emulator" / "profiles" / "windows.json").read_text())["compute"]
+    vm = json.loads((REPO / "tools" / "imds_emulator" / "profiles" / "windows.json").read_text())["compute"]
     assert f"vm: {vm['name']} ({vm['vmId']})" in demo.stdout
     assert "detected: True" in demo.stdout
     assert "failed=0" in demo.stdout
@@ -180,3 +183,35 @@ def test_ansible_builder_introspect_finds_no_requirements(release, tmp_path):
         "python": ["needed-python-package>=1  # from collection other.needy"],
         "system": ["needed-system-package [platform:dpkg]  # from collection other.needy"],
     }
+
+
+def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
+    """The one documented command: python3 <collection>/tools/imds_emulator --port N --profile linux."""
+    tarball, work = release[0], release[2]
+    fresh = tmp_path / "collections"
+    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh)})
+    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(fresh), str(tarball)],
+        env, work)
+    tool = fresh / "ansible_collections" / "imds" / "azure" / "tools" / "imds_emulator"
+    listed = run([sys.executable, str(tool), "--list-profiles"], env, tmp_path)
+    assert "linux" in listed.stdout.split() and "standard-lb" in listed.stdout.split()
+    port_file = tmp_path / "port"
+    process = subprocess.Popen([sys.executable, str(tool), "--port", "0", "--profile", "linux", "--port-file",
+                                str(port_file), "--lifetime", "30"], env=env, cwd=str(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.02)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port_file.read_text().strip()}/metadata/instance/compute/name"
+            "?api-version=2021-02-01&format=text", headers={"Metadata": "true"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=5) as answer:
+            assert answer.read().decode() == "web-linux-01"
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert out.startswith("imds-emulator listening on http://127.0.0.1:")

@@ -10,7 +10,7 @@ import time
 
 from tests.utils.paths import REPO
 
-PROFILES = REPO / "tests" / "emulator" / "profiles"
+PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 DRAIN = REPO / "docs" / "examples" / "drain.yml"
 
 

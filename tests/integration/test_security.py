@@ -27,7 +27,7 @@ import pytest
 from tests.utils.paths import REPO
 
 NEWEST = "2025-04-07"
-PROFILE = REPO / "tests" / "emulator" / "profiles" / "linux.json"
+PROFILE = REPO / "tools" / "imds_emulator" / "profiles" / "linux.json"
 # The header of every token the emulator signs ({"typ":"JWT","alg":"none"}, base64url): a
 # token in any text starts with it.
 JWT_HEADER = base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"none"}').rstrip(b"=").decode()
@@ -225,7 +225,7 @@ def test_facts_hold_nothing_from_the_filesystem_beyond_the_dmi_file(tmp_path):
     script = f"""
 ip link set lo up
 ip addr add 169.254.169.254/32 dev lo
-{sys.executable} {REPO}/tests/emulator/imds_emulator.py --bind 169.254.169.254 --port 80 --profile linux \\
+{sys.executable} {REPO}/tools/imds_emulator --bind 169.254.169.254 --port 80 --profile linux \\
   --port-file {tmp_path}/port --lifetime 120 >/dev/null 2>&1 &
 for _ in $(seq 100); do [ -s {tmp_path}/port ] && break; sleep 0.05; done
 export {exports}

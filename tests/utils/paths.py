@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-EMULATOR = REPO / "tests" / "emulator" / "imds_emulator.py"
+EMULATOR = REPO / "tools" / "imds_emulator"
+"""The emulator, a folder runnable by path (``python3 EMULATOR ...``); its parent goes on sys.path."""
 
 
 def collections_path() -> Path:

@@ -27,7 +27,7 @@ from tests.utils.paths import REPO
 from tests.utils.playbook import PlaybookResult, run_playbook
 
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
-PROFILES = REPO / "tests" / "emulator" / "profiles"
+PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 
 PLAYBOOK = """
 - name: Fault matrix, one scenario per host
@@ -308,13 +308,13 @@ def emulator_class():
     IMDS only after ansible-playbook has started and forked its workers (seconds on a
     busy runner), so "410 for the first 5 s" must start with the first request.
     """
-    from imds_emulator import Emulator  # tests/emulator/imds_emulator.py, on sys.path via tests/conftest.py
+    from imds_emulator import Emulator  # tools/imds_emulator, on sys.path via tests/conftest.py
 
     class FirstRequestClock(Emulator):
         def _plan(self, now):
             with self._lock:
-                if self._counter == 0:
-                    self._faults_set_at = now
+                if self._counters.count == 0:
+                    self._counters.set_at = now
             return super()._plan(now)
 
     return FirstRequestClock

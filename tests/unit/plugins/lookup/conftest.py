@@ -98,7 +98,7 @@ def run_dir(tmp_path):
 @pytest.fixture
 def imds(monkeypatch):
     """imds(profile="linux") -> FakeImds now answering every open_url call."""
-    from imds_emulator import Emulator  # tests/emulator, on sys.path through tests/conftest.py
+    from imds_emulator import Emulator  # tools/, on sys.path through tests/conftest.py
 
     def make(profile="linux", **kwargs):
         fake = FakeImds(Emulator(profile=profile, **kwargs))

@@ -179,7 +179,7 @@ def _paths_into(node, prefix=()):
 
 @pytest.fixture(scope="module")
 def oracle():
-    from imds_emulator import Emulator  # tests/emulator, on sys.path through tests/conftest.py
+    from imds_emulator import Emulator  # tools/, on sys.path through tests/conftest.py
 
     return Emulator(profile="linux")  # never started: answer() is called directly
 

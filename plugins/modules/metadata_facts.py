@@ -198,10 +198,23 @@ ansible_facts:
       type: str
       sample: AzurePublicCloud
     azure_tags:
-      description: Tags as a dictionary, from C(tagsList) and the C(tags) string (C(tagsList) wins).
+      description:
+        - Tags as a dictionary, from C(tagsList) and the C(tags) string (C(tagsList) wins).
+        - A C(tagsList) name that is a number, boolean, object or list is kept under its JSON text.
       returned: when detected
       type: dict
       sample: {"environment": "prod", "url": "https://example.com:8443/"}
+    azure_missing_by_api_version:
+      description:
+        - The fields of the instance document that arrived after RV(ansible_facts.azure_api_version) and that the
+          document lacks, in IMDS spelling, outermost only (for example V(compute.zone), V(compute.tagsList),
+          V(compute.storageProfile.dataDisks[].diskCapacityBytes)). Their facts are null or missing because of the
+          api-version, not because the VM lacks them.
+        - Empty when the api-version has every field the collection knows.
+      returned: when detected
+      type: list
+      elements: str
+      sample: ["compute.zone", "compute.storageProfile", "compute.tagsList"]
     azure_interfaces:
       description: One entry per NIC in document order, MAC addresses as C(00:0d:3a:f8:06:ec), subnets as CIDR.
       returned: when detected

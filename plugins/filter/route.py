@@ -13,6 +13,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.imds.azure.plugins.module_utils._text import shown
 from ansible_collections.imds.azure.plugins.plugin_utils._route import (
     RouteDecisionError,
     RouteTableError,
@@ -35,7 +36,7 @@ def _bool(value: t.Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return value.lower() in ("true", "yes", "on", "1")
-    raise AnsibleFilterError(f"{name} must be a boolean, got {value!r}")
+    raise AnsibleFilterError(f"{name} must be a boolean, got {shown(value)}")
 
 
 def route_plan_linux(routes: t.Any, addresses: t.Any, state: str = "present", metric: t.Any = 1,

@@ -91,7 +91,8 @@ class ImdsPath(t.NamedTuple):
 def parse_path(term: t.Any) -> ImdsPath:
     """Read one lookup term. Raise PathError with a sentence for the user when it is no path."""
     if not isinstance(term, str):
-        raise PathError(f"The term {term!r} is a {type(term).__name__}, not an IMDS path; "
+        what = f"The term {shown(term, 200)}" if not isinstance(term, (list, dict)) else f"A term ({shown(term)})"
+        raise PathError(f"{what} is a {type(term).__name__}, not an IMDS path; "
                         "write paths as strings such as 'compute/vmId'.")
     text = term.strip()
     if not text or text == "/":
@@ -101,10 +102,10 @@ def parse_path(term: t.Any) -> ImdsPath:
         raise PathError(f"The term starting {text[:40]!r} is {len(text)} characters long; "
                         "no IMDS path is that long.")
     if "?" in text or "#" in text or "&" in text:
-        raise PathError(f"The term {text!r} has a query string; give only the path and set the "
+        raise PathError(f"The term {shown(text, 200)} has a query string; give only the path and set the "
                         "lookup's options (format, nonce, resource...) instead of URL parameters.")
     if any(ch.isspace() for ch in text):
-        raise PathError(f"The term {text!r} contains white space; IMDS paths have none.")
+        raise PathError(f"The term {shown(text, 200)} contains white space; IMDS paths have none.")
     rest = text[1:] if text.startswith("/") else text
     prefixed = False
     if rest == "metadata" or rest.startswith("metadata/"):
@@ -116,18 +117,18 @@ def parse_path(term: t.Any) -> ImdsPath:
         if rest == category:
             return ImdsPath(category, (), term)
         if rest.startswith(category + "/"):
-            raise PathError(f"The term {text!r} goes below {category}, which IMDS answers only as a "
+            raise PathError(f"The term {shown(text, 200)} goes below {category}, which IMDS answers only as a "
                             f"whole; write {category!r} and pick the field from the result.")
     if rest == INSTANCE:
         return ImdsPath(INSTANCE, (), term)
     if rest.startswith(INSTANCE + "/"):
         rest = rest[len(INSTANCE) + 1:]
     elif prefixed:
-        raise PathError(f"The term {text!r} names no IMDS category this lookup reads; it reads "
+        raise PathError(f"The term {shown(text, 200)} names no IMDS category this lookup reads; it reads "
                         f"/metadata/instance paths and {', '.join(LIVE_ONLY)}.")
     segments = tuple(rest.split("/"))
     if "" in segments:
-        raise PathError(f"The term {text!r} has an empty segment ('//'); IMDS paths are keys and "
+        raise PathError(f"The term {shown(text, 200)} has an empty segment ('//'); IMDS paths are keys and "
                         "list indexes separated by single slashes, such as 'network/interface/0/macAddress'.")
     return ImdsPath(INSTANCE, segments, term)
 

@@ -1,0 +1,46 @@
+"""Property tests: whatever table comes in, the route filters plan or say why in one line, in bounded time."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.imds.azure.plugins.filter.route import route_plan_linux, route_plan_windows
+from tests.utils.strategies import hostile_values, ip_addr_outputs, ip_route_outputs, route_print_texts
+
+pytestmark = pytest.mark.property
+
+BOUNDED = settings(max_examples=300, deadline=timedelta(seconds=5),
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+OPTIONS = st.fixed_dictionaries({}, optional={
+    "state": st.sampled_from(["present", "absent", "gone"]), "metric": st.one_of(st.integers(-1, 10 ** 10),
+                                                                                hostile_values(1)),
+    "force": st.sampled_from([True, False, "yes", "maybe"]), "interface": st.sampled_from(["", "eth0", "10.0.1.10"]),
+    "gateway": st.sampled_from(["", "10.0.1.1", "nowhere"])})
+
+
+def check(plan_or_error) -> None:
+    try:
+        plan = plan_or_error()
+    except AnsibleFilterError as error:
+        text = str(error)
+        assert text.startswith("imds.azure.route_plan_") and text.isprintable() and len(text) < 2000, text
+        return
+    assert plan["action"] in ("add", "remove", "replace", "none")
+    for line in [plan["reason"], *plan["warnings"]]:
+        assert isinstance(line, str) and "\n" not in line
+
+
+@BOUNDED
+@given(ip_route_outputs(), ip_addr_outputs(), OPTIONS)
+def test_any_ip_output_gives_a_plan_or_one_line(routes, addresses, options):
+    check(lambda: route_plan_linux(routes, addresses, **options))
+
+
+@BOUNDED
+@given(route_print_texts(), OPTIONS)
+def test_any_route_print_gives_a_plan_or_one_line(text, options):
+    check(lambda: route_plan_windows(text, **options))

@@ -13,7 +13,7 @@ from tests.utils.strategies import RFC1123_LOOKING, events_documents, hostile_te
 
 pytestmark = pytest.mark.property
 
-BOUNDED = settings(max_examples=300, deadline=timedelta(seconds=5),
+BOUNDED = settings(max_examples=150, deadline=timedelta(seconds=5),
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

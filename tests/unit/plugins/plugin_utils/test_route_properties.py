@@ -13,7 +13,7 @@ from tests.utils.strategies import hostile_values, ip_addr_outputs, ip_route_out
 
 pytestmark = pytest.mark.property
 
-BOUNDED = settings(max_examples=300, deadline=timedelta(seconds=5),
+BOUNDED = settings(max_examples=150, deadline=timedelta(seconds=5),
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 OPTIONS = st.fixed_dictionaries({}, optional={
     "state": st.sampled_from(["present", "absent", "gone"]), "metric": st.one_of(st.integers(-1, 10 ** 10),

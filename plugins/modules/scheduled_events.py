@@ -366,8 +366,9 @@ def check_options(p: dict[str, t.Any]) -> str | None:
         p["first_call_timeout"] = seconds(p["first_call_timeout"], "first_call_timeout", above_minimum=True,
                                           maximum=MAX_TIMEOUT)
     except OptionError as exc:
-        # poll_interval's floor is IMDS's limit of 5 requests per second, with room to spare
-        return f"{exc}" + (" (IMDS allows 5 requests per second.)" if "poll_interval" in str(exc) else "")
+        # poll_interval's floor keeps far below IMDS's limit of 5 requests per second
+        hint = " (IMDS allows 5 requests per second.)" if str(exc).startswith("poll_interval must be at least") else ""
+        return f"{exc}{hint}"
     if p["vm_name"] is not None and not p["vm_name"].strip():
         return "vm_name is empty; leave it unset to read the name from IMDS."
     requested = p["approve"] or []

@@ -89,17 +89,11 @@ def test_snake_case_matches_the_two_pass_rule(name):
 
 # -- hostile documents: deep anywhere, NaN, no JSON at all, text that forges output -------------
 
-from datetime import timedelta  # noqa: E402
-
 from ansible_collections.imds.azure.plugins.module_utils._normalize import facts_warnings  # noqa: E402
+from tests.utils.properties import assert_one_line, bounded  # noqa: E402
 from tests.utils.strategies import deep_values, hostile_values, instance_documents  # noqa: E402
 
-BOUNDED = settings(max_examples=150, deadline=timedelta(seconds=5),
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def one_line(text: str) -> None:
-    assert text and text.isprintable() and len(text) < 2000, text
+BOUNDED = bounded(150)
 
 
 def check_hostile(document: object, version: object, include_user_data: bool) -> None:
@@ -107,11 +101,11 @@ def check_hostile(document: object, version: object, include_user_data: bool) ->
     try:
         facts = normalize(document, version, include_user_data=include_user_data)  # type: ignore[arg-type]
     except ImdsDocumentError as error:
-        one_line(str(error))
+        assert_one_line(str(error))
         return
     json.dumps(facts, allow_nan=False)  # never NaN, never too deep for Ansible's output
     for warning in facts_warnings(facts):
-        one_line(warning)
+        assert_one_line(warning)
     if isinstance(version, str):
         assert [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATOR.iter_errors(facts)] == []
 

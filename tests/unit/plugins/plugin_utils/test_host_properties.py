@@ -1,26 +1,21 @@
 """Property tests: the lookup's path walker and its "is this host the controller" decision, on any input."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import (
     SSH_PLUGINS, connection_of, controller_verdict, is_loopback, plugin_name)
 from ansible_collections.imds.azure.plugins.plugin_utils._paths import (
     PathError, PathNotFound, parse_path, text_of, walk)
+from tests.utils.properties import assert_one_line, bounded
 from tests.utils.strategies import hostile_text, hostile_values, host_variables
 
 pytestmark = pytest.mark.property
 
-BOUNDED = settings(max_examples=300, deadline=timedelta(seconds=5),
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+BOUNDED = bounded(150)
 
-
-def one_line(text: str) -> None:
-    assert text and text.isprintable() and len(text) < 3000, text
 
 
 @BOUNDED
@@ -30,7 +25,7 @@ def test_walk_gives_a_node_or_one_line(document, segments):
     try:
         node = walk({"compute": document, "network": document}, segments)
     except PathNotFound as missing:
-        one_line(missing.reason)
+        assert_one_line(missing.reason)
         return
     if isinstance(node, (dict, list)):
         text_of(node)  # one level: never a recursion into the node
@@ -51,10 +46,10 @@ def test_the_decision_is_a_verdict_or_a_value_error_and_never_too_generous(host_
     try:
         connection = connection_of(name, host_vars, default, lambda value: value)
     except ValueError as error:
-        one_line(str(error))
+        assert_one_line(str(error))
         return
     verdict = controller_verdict(name, connection)
-    one_line(verdict.why)
+    assert_one_line(verdict.why)
     if verdict.is_controller:  # only local, or ssh/paramiko to loopback on port 22 without a detour
         plugin = plugin_name(connection.plugin)
         assert plugin == "local" or (plugin in SSH_PLUGINS and is_loopback(str(connection.address or name))

@@ -1,20 +1,18 @@
 """Property tests: whatever table comes in, the route filters plan or say why in one line, in bounded time."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from ansible.errors import AnsibleFilterError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.filter.route import route_plan_linux, route_plan_windows
+from tests.utils.properties import assert_one_line, bounded
 from tests.utils.strategies import hostile_values, ip_addr_outputs, ip_route_outputs, route_print_texts
 
 pytestmark = pytest.mark.property
 
-BOUNDED = settings(max_examples=150, deadline=timedelta(seconds=5),
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+BOUNDED = bounded(150)
 OPTIONS = st.fixed_dictionaries({}, optional={
     "state": st.sampled_from(["present", "absent", "gone"]), "metric": st.one_of(st.integers(-1, 10 ** 10),
                                                                                 hostile_values(1)),

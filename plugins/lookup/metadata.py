@@ -361,8 +361,8 @@ class LookupModule(LookupBase):
         current = variables.get("inventory_hostname")
         name = self.get_option("host") or current
         if not name:
-            return Target(None, None, lambda: Verdict(True, "the lookup runs without an inventory host, on the "
-                                                             "controller itself"))
+            itself = Verdict(True, "the lookup runs without an inventory host, on the controller itself")
+            return Target(None, None, lambda: itself)
         if name == current:
             host_vars: t.Any = variables
         else:

@@ -279,8 +279,9 @@ from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClie
 from ansible_collections.imds.azure.plugins.module_utils._options import (DEFAULT_ENDPOINT, MAX_TIMEOUT, MAX_WAIT, OptionError,
                                                                           imds_argument_spec, seconds)
 from ansible_collections.imds.azure.plugins.module_utils._detect import dmi_evidence
-from ansible_collections.imds.azure.plugins.module_utils._events import (APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe,
-                                    parse_document, plan_approval, poll_until, select, start_requests)
+from ansible_collections.imds.azure.plugins.module_utils._events import (
+    APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe, parse_document, plan_approval,
+    poll_until, select, start_requests)
 from ansible_collections.imds.azure.plugins.module_utils._http import FetchUrlTransport
 from ansible_collections.imds.azure.plugins.module_utils._text import printable
 from ansible_collections.imds.azure.plugins.module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS

@@ -15,7 +15,6 @@ pytestmark = pytest.mark.property
 BOUNDED = bounded(150)
 
 
-
 @BOUNDED
 @given(events_documents(), st.floats(0, 4e9), st.one_of(st.none(), st.sampled_from(["vm1", "VM1"]), hostile_text()))
 def test_any_document_gives_events_or_one_line(document, now, vm_name):

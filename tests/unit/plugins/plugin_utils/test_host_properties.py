@@ -17,7 +17,6 @@ pytestmark = pytest.mark.property
 BOUNDED = bounded(150)
 
 
-
 @BOUNDED
 @given(hostile_values(), st.lists(st.one_of(st.sampled_from(["compute", "network", "0", "1", "k", "x"]),
                                             hostile_text(10)), max_size=8))

@@ -636,8 +636,7 @@ def test_json_cut_anywhere_is_an_error():
 
 
 @pytest.mark.parametrize("text, message", [
-    (FULL_ROUTE_PRINT.split("===========================================================================\n"
-                            "Persistent Routes:")[0], "without their ==== line"),
+    (FULL_ROUTE_PRINT.partition(f"{SEPARATOR}\nPersistent Routes:")[0], "without their ==== line"),
     (SEED_TABLE.replace("  None\n", ""), "ends after the Active Routes, without the Persistent Routes section"),
     (SEED_TABLE.replace("Persistent Routes:\n  None\n", ""), "without the Persistent Routes section"),
     (route_print(SEED_ROWS, "  Network Address  Netmask  Gateway Address  Metric\n"), "end after their column names"),

@@ -263,7 +263,7 @@ from ansible.utils.display import Display
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient, ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import OpenUrlTransport
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import (
-    HOST_IS_CONTROLLER, Verdict, connection_of, controller_verdict)
+    HOST_IS_CONTROLLER, Verdict, connection_of, controller_verdict, explicit_verdict)
 from ansible_collections.imds.azure.plugins.module_utils._detect import PROBE_TIMEOUT, NotOnAzure, call_detecting
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_live import (
     InstanceCache, InstanceEntry, LiveSettings, fetch_instance)
@@ -363,10 +363,14 @@ class LookupModule(LookupBase):
         if not name:
             itself = Verdict(True, "the lookup runs without an inventory host, on the controller itself")
             return Target(None, None, lambda: itself)
-        if name == current:
+        hostvars = variables.get("hostvars")
+        if name == current and not (variables.get("ansible_delegated_vars") and hostvars and name in hostvars):
             host_vars: t.Any = variables
+        elif name == current:
+            # delegate_to: the task's connection variables (ansible_ssh_host, ansible_port...) were filled in
+            # for the delegated host; the host's own are in hostvars
+            host_vars = hostvars[name]
         else:
-            hostvars = variables.get("hostvars")
             if hostvars is None or name not in hostvars:
                 raise AnsibleLookupError(f"host={printable(name, 120)!r}: there is no such host in the inventory.")
             host_vars = hostvars[name]
@@ -384,7 +388,7 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError(f"{HOST_IS_CONTROLLER} of host {printable(name, 120)} must be true or false "
                                      f"({printable(str(exc), 200)}).") from None
         if explicit is not None:
-            return controller_verdict(name, None, explicit)
+            return explicit_verdict(explicit)
         default_connection = context.CLIARGS.get("connection") or C.DEFAULT_TRANSPORT
         try:
             connection = connection_of(name, host_vars, default_connection, self._template)

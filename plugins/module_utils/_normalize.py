@@ -88,6 +88,7 @@ from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS
 
 MAX_DEPTH = 64
 MAX_FIELDS_WARNED = 8  # fields named in the api-version warning; the fact lists them all
+MAX_INT_BITS = 13_000  # about 3900 digits: json.dumps() refuses ints of more than 4300
 
 _WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _MAC_SEPARATORS = re.compile(r"[:.\-]")
@@ -195,7 +196,7 @@ def check_tree(document: object) -> None:
     """Refuse what no IMDS document holds, anywhere in it; raise ImdsDocumentError (one line).
 
     Containers nested more than MAX_DEPTH levels below the root, NaN and infinities,
-    and values of no JSON type. The walk is iterative, so that a document nested
+    numbers too long to write as JSON again, and values of no JSON type. The walk is iterative, so that a document nested
     thousands of levels costs no recursion, and linear in the size of the document.
     """
     stack: list[tuple[object, tuple[object, ...]]] = [(document, ())]
@@ -213,6 +214,9 @@ def check_tree(document: object) -> None:
             elif value is not None and not isinstance(value, (str, int, float)):
                 raise ImdsDocumentError(f"{_where(path + (key,))} is a {printable(type(value).__name__, 40)}, "
                                         "which is no JSON value: this is not an IMDS instance document")
+            elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+                raise ImdsDocumentError(f"{_where(path + (key,))} is a number of more than 4000 digits, which "
+                                        "Python's JSON cannot write back: this is not an IMDS instance document")
 
 
 def _object(mapping: dict, children: dict[str, _Node] | None) -> dict[str, object]:

@@ -43,8 +43,8 @@ import typing as t
 
 from ansible_collections.imds.azure.plugins.module_utils._text import printable, whole_number
 
+# The host variable that says whether the host is the controller, whatever its connection.
 HOST_IS_CONTROLLER = "imds_azure_lookup_host_is_controller"
-"""The host variable that says whether the host is the controller, whatever its connection."""
 
 LOCAL = "local"
 SSH_PLUGINS = ("ssh", "paramiko_ssh")  # log in over ssh: the controller when on loopback, directly
@@ -156,16 +156,18 @@ def _detour(connection: Connection) -> str | None:
     return None
 
 
-def controller_verdict(name: str, connection: Connection | None, explicit: bool | None = None) -> Verdict:
+def explicit_verdict(explicit: bool) -> Verdict:
+    """The verdict the host's ``imds_azure_lookup_host_is_controller`` gives: it wins over everything else."""
+    return Verdict(explicit, f"its {HOST_IS_CONTROLLER} is {'true' if explicit else 'false'}")
+
+
+def controller_verdict(name: str, connection: Connection, explicit: bool | None = None) -> Verdict:
     """Decide whether inventory host ``name``, reached through ``connection``, is the controller.
 
-    ``explicit`` is the host's ``imds_azure_lookup_host_is_controller`` (None when unset);
-    it wins over everything else, and then ``connection`` may be None.
+    ``explicit`` is the host's ``imds_azure_lookup_host_is_controller`` (None when unset).
     """
     if explicit is not None:
-        return Verdict(explicit, f"its {HOST_IS_CONTROLLER} is {'true' if explicit else 'false'}")
-    if connection is None:
-        raise ValueError("controller_verdict needs the connection when the host does not say")
+        return explicit_verdict(explicit)
     plugin = plugin_name(connection.plugin)
     origin = connection.origin
     shown = printable(connection.plugin, 80)

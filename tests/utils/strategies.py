@@ -298,7 +298,7 @@ def not_json() -> st.SearchStrategy[Any]:
     """What a caller may pass although no JSON parser returns it."""
     return st.one_of(st.sampled_from([float("nan"), float("inf"), float("-inf")]),
                      st.tuples(scalars()), st.binary(max_size=8), st.frozensets(st.integers(), max_size=2),
-                     st.just(object()), st.integers(10 ** 5000, 10 ** 5000 + 10))
+                     st.just(object()))  # (a 5000-digit int breaks hypothesis's own reports: see the unit tests)
 
 
 @lru_cache(maxsize=None)

@@ -135,6 +135,19 @@ def test_delegation_does_not_change_whom_the_lookup_answers_for(lookup, imds):
     assert fake.calls == []
 
 
+def test_delegation_to_the_controller_does_not_make_the_host_the_controller(lookup, imds):
+    """With delegate_to, Ansible fills the connection variables the host lacks (ansible_ssh_host, ansible_port)
+    with the delegated host's: the decision reads the host's own variables from hostvars."""
+    fake = imds("linux")
+    own = remote()
+    variables = {**own, "ansible_ssh_host": "localhost", "ansible_port": None,
+                 "ansible_delegated_vars": {"localhost": {"ansible_connection": "local", "ansible_host": "localhost"}},
+                 "hostvars": {"vm1": own}}
+    message = error_of(lookup, "compute/vmId", variables, source="live")
+    assert "host vm1 is not the controller (its ansible_connection is ssh to 192.0.2.10)" in message
+    assert fake.calls == []
+
+
 def test_host_option_reads_another_hosts_facts(lookup, imds):
     fake = imds("linux")
     hostvars = {"vm2": {"inventory_hostname": "vm2", "ansible_host": "192.0.2.11", "ansible_facts": facts("windows")}}

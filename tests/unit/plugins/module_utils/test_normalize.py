@@ -791,6 +791,12 @@ def test_values_of_no_json_type_are_refused(value):
         normalize({"compute": {"x": value}}, "2025-04-07")
 
 
+def test_numbers_too_long_to_write_as_json_are_refused():
+    with pytest.raises(ImdsDocumentError, match="network.x is a number of more than 4000 digits"):
+        normalize({"compute": {}, "network": {"x": 10 ** 5000}}, "2025-04-07")
+    json.dumps(normalize({"compute": {"platformFaultDomain": 10 ** 3000}}, "2025-04-07"))
+
+
 def test_a_key_with_escapes_is_shown_escaped_in_the_depth_error():
     key = "\x1b[2Jnet\r\nwork\u202e"
     with pytest.raises(ImdsDocumentError) as caught:

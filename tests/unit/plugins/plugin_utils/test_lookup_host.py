@@ -8,6 +8,7 @@ from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import (
     Connection,
     connection_of,
     controller_verdict,
+    explicit_verdict,
     is_loopback,
 )
 
@@ -156,7 +157,7 @@ def test_the_host_variable_says_it_outright(explicit, expected):
         verdict = controller_verdict("h", connection, explicit)
         assert verdict.is_controller is expected
         assert verdict.why == f"its {HOST_IS_CONTROLLER} is {'true' if explicit else 'false'}"
-    assert controller_verdict("h", None, explicit).is_controller is expected
+    assert explicit_verdict(explicit) == controller_verdict("h", Connection("ssh", "x", "192.0.2.1"), explicit)
 
 
 def test_text_from_variables_is_escaped_in_the_reason():

@@ -357,6 +357,17 @@ def _via(entry: t.Mapping[str, t.Any], where: str) -> str | None:
     return printable(f"{via['family']} {via['host']}", 80)
 
 
+def _ipv6_default(entry: t.Mapping[str, t.Any]) -> bool:
+    """Whether a ``default`` entry is IPv6's (``ip -j route`` without ``-4`` lists both, both as ``default``).
+
+    ``ip`` prints ``pref`` for IPv6 routes only, and an IPv6 route's gateways are IPv6
+    addresses (an IPv4 route with an IPv6 next hop names it in ``via`` instead).
+    """
+    hops = entry.get("nexthops") if isinstance(entry.get("nexthops"), list) else []
+    gateways = [entry.get("gateway")] + [hop.get("gateway") for hop in hops if isinstance(hop, dict)]
+    return "pref" in entry or any(isinstance(gateway, str) and ":" in gateway for gateway in gateways)
+
+
 def parse_ip_route(data: t.Any) -> list[Route]:
     """Read ``ip -j route`` output (text or already parsed) into IPv4 routes.
 
@@ -377,6 +388,8 @@ def parse_ip_route(data: t.Any) -> list[Route]:
             continue
         if kind != "unicast" and kind not in _LINUX_TERMINAL_TYPES:
             raise RouteTableError(f"{where} has the unknown route type {shown(kind)}")
+        if dst == "default" and _ipv6_default(entry):
+            continue
         try:
             network = DEFAULT_NETWORK if dst == "default" else ipaddress.ip_network(dst, strict=False)
         except ValueError:

@@ -503,7 +503,7 @@ def deep_list(levels, leaf="x"):
     ([_route("default", "eth0", gateway="10.0.1.1", type="bogus")], "unknown route type 'bogus'"),
     ([_route("default", "eth0", gateway="eth1")], "has gateway 'eth1', which is not an IPv4 address"),
     ([_route("default", "eth0", gateway="10.0.1.256")], "has gateway '10.0.1.256', which is not an IPv4"),
-    ([_route("default", "eth0", gateway="fe80::1")], "has gateway 'fe80::1', which is not an IPv4"),
+    ([_route("10.9.0.0/16", "eth0", gateway="fe80::1")], "has gateway 'fe80::1', which is not an IPv4"),
     ([_route("default", "eth0", gateway=167772417)], "has gateway 167772417, which is not a string"),
     ([_route("default", "eth0", gateway={"a": 1})], "has gateway an object with 1 key, which is not a string"),
     ([_route("default", "eth0", gateway="10.0.1.1", prefsrc="me")], "has prefsrc 'me', which is not an IPv4"),
@@ -569,6 +569,17 @@ def test_malformed_ip_addr_is_one_clear_line(addrs, message):
     with pytest.raises(RouteTableError) as caught:
         plan_linux(SEED_ROUTES, addrs)
     assert message in one_line(caught)
+
+
+def test_ipv6_default_routes_of_a_table_without_dash_4_are_skipped():
+    """`ip -j route show table all` lists IPv6's default route as "default" too (with "pref", an IPv6 gateway)."""
+    ipv6 = [{"dst": "default", "gateway": "fd00::1", "dev": "eth0", "metric": 1024, "flags": [], "pref": "medium"},
+            {"dst": "default", "dev": "eth1", "metric": 5, "flags": [], "pref": "medium"},
+            {"dst": "default", "metric": 1, "flags": [], "nexthops": [{"gateway": "fe80::1", "dev": "eth1"}]},
+            {"dst": "fd00::/64", "dev": "eth0", "protocol": "kernel", "metric": 256, "flags": [], "pref": "medium"}]
+    plan = plan_linux([*ipv6, *SEED_ROUTES], SEED_ADDRS).as_dict()
+    assert plan["primary"]["interface"] == "eth0" and plan["primary"]["gateway"] == "10.0.1.1"
+    assert [str(r.network) for r in parse_ip_route(ipv6)] == []
 
 
 def test_prefixlen_as_digits_and_addr_info_null_are_read():

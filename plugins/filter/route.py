@@ -13,6 +13,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.imds.azure.plugins.module_utils._text import shown
 from ansible_collections.imds.azure.plugins.plugin_utils._route import (
     RouteDecisionError,
     RouteTableError,
@@ -21,12 +22,16 @@ from ansible_collections.imds.azure.plugins.plugin_utils._route import (
 )
 
 
+class _ArgumentError(ValueError):
+    """A filter argument of the wrong kind."""
+
+
 def _optional(value: t.Any, name: str) -> str | None:
     """Role variables default to an empty string; treat that (and None) as 'not set'."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise AnsibleFilterError(f"{name} must be a string, got {type(value).__name__}")
+        raise _ArgumentError(f"{name} must be a string, got {type(value).__name__}")
     return value
 
 
@@ -35,7 +40,7 @@ def _bool(value: t.Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return value.lower() in ("true", "yes", "on", "1")
-    raise AnsibleFilterError(f"{name} must be a boolean, got {value!r}")
+    raise _ArgumentError(f"{name} must be a boolean, got {shown(value)}")
 
 
 def route_plan_linux(routes: t.Any, addresses: t.Any, state: str = "present", metric: t.Any = 1,
@@ -44,7 +49,7 @@ def route_plan_linux(routes: t.Any, addresses: t.Any, state: str = "present", me
     try:
         plan = plan_linux(routes, addresses, state=state, metric=metric, force=_bool(force, "force"),
                           interface=_optional(interface, "interface"), gateway=_optional(gateway, "gateway"))
-    except (RouteTableError, RouteDecisionError) as exc:
+    except (RouteTableError, RouteDecisionError, _ArgumentError) as exc:
         raise AnsibleFilterError(f"imds.azure.route_plan_linux: {exc}") from None
     return plan.as_dict()
 
@@ -55,7 +60,7 @@ def route_plan_windows(route_print: t.Any, state: str = "present", metric: t.Any
     try:
         plan = plan_windows(route_print, state=state, metric=metric, force=_bool(force, "force"),
                             interface=_optional(interface, "interface"), gateway=_optional(gateway, "gateway"))
-    except (RouteTableError, RouteDecisionError) as exc:
+    except (RouteTableError, RouteDecisionError, _ArgumentError) as exc:
         raise AnsibleFilterError(f"imds.azure.route_plan_windows: {exc}") from None
     return plan.as_dict()
 

@@ -20,6 +20,16 @@ description:
     controller itself (C(localhost), a C(local) connection, C(ansible-pull), an execution node on Azure
     running a play for itself). The document is fetched once per run and answers every later term and
     lookup (see O(cache_ttl)).
+  - The host is the controller when its connection is C(local), or C(ssh) or C(paramiko) to a loopback
+    address (C(localhost), C(127.0.0.0/8), C(::1)) on port 22 without a proxy or jump host. A loopback
+    address with another port (Vagrant's C(127.0.0.1:2222), a container's forwarded port, a tunnel), a
+    C(ProxyJump), C(ProxyCommand), C(-J), C(-W), C(HostName) or C(-F) in the ssh arguments, or a proxy
+    command reaches another machine, and so do C(winrm), C(psrp) and every other connection (containers,
+    network devices, cloud connections). The host's variables are read templated, with the settings of
+    its connection plugin from C(ansible.cfg) and the environment.
+  - The host variable C(imds_azure_lookup_host_is_controller) (V(true) or V(false)), set in the inventory
+    for that host, overrides that decision, for example for a host reached through C(127.0.0.1:2222) that
+    is the controller's own sshd on another port.
   - The categories that are never part of facts are read live only, and answered whole,
     V(attested/document) (with O(nonce)), V(loadbalancer), V(versions), and V(identity/oauth2/token), a
     managed identity access token for O(resource).
@@ -243,22 +253,27 @@ _raw:
 """
 
 import copy
+import dataclasses
 import typing as t
 
 from ansible import constants as C
 from ansible import context
 from ansible.errors import AnsibleError, AnsibleLookupError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
 from ansible_collections.imds.azure.plugins.module_utils._client import TOKEN_RETRY, ImdsClient
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
-from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import controller_verdict
+from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import (
+    HOST_IS_CONTROLLER, Verdict, connection_of, controller_verdict, explicit_verdict)
 from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure, request_on_azure
 from ansible_collections.imds.azure.plugins.module_utils._options import MAX_TIMEOUT, OptionError, endpoint, seconds
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_live import (
     InstanceCache, InstanceEntry, LiveSettings, fetch_instance)
+from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, check_tree
+from ansible_collections.imds.azure.plugins.module_utils._text import printable
 from ansible_collections.imds.azure.plugins.module_utils._versions import IDENTITY_API_VERSION
 from ansible_collections.imds.azure.plugins.plugin_utils._paths import (
     ATTESTED, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
@@ -271,17 +286,32 @@ IDENTITY_CHOICES = ("client_id", "object_id", "msi_res_id")
 USER_DATA = ("compute", "userData")
 
 
-class Target(t.NamedTuple):
-    """The host the lookup answers for."""
+@dataclasses.dataclass
+class Target:
+    """The host the lookup answers for; whether it is the controller is decided when first asked."""
 
     name: str | None  # None: no inventory host at all (the controller)
-    is_controller: bool
-    why: str
     facts: t.Mapping[str, t.Any] | None
+    decide: t.Callable[[], Verdict]
+    _verdict: Verdict | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        if self._verdict is None:
+            self._verdict = self.decide()
+        return self._verdict
+
+    @property
+    def is_controller(self) -> bool:
+        return self.verdict.is_controller
+
+    @property
+    def why(self) -> str:
+        return self.verdict.why
 
     @property
     def label(self) -> str:
-        return f"host {self.name}" if self.name else "the controller"
+        return f"host {printable(self.name, 120)}" if self.name else "the controller"
 
 
 class Answer(t.NamedTuple):
@@ -336,19 +366,50 @@ class LookupModule(LookupBase):
         current = variables.get("inventory_hostname")
         name = self.get_option("host") or current
         if not name:
-            return Target(None, True, "the lookup runs without an inventory host, on the controller itself", None)
-        if name == current:
+            itself = Verdict(True, "the lookup runs without an inventory host, on the controller itself")
+            return Target(None, None, lambda: itself)
+        hostvars = variables.get("hostvars")
+        if name == current and not (variables.get("ansible_delegated_vars") and hostvars and name in hostvars):
             host_vars: t.Any = variables
-        else:
-            hostvars = variables.get("hostvars")
-            if hostvars is None or name not in hostvars:
-                raise AnsibleLookupError(f"host={name!r}: there is no such host in the inventory.")
+        elif name == current:
+            # delegate_to: the task's connection variables (ansible_ssh_host, ansible_port...) were filled in
+            # for the delegated host; the host's own are in hostvars
             host_vars = hostvars[name]
-        default_connection = context.CLIARGS.get("connection") or C.DEFAULT_TRANSPORT
-        verdict = controller_verdict(str(name), host_vars.get("ansible_connection"), host_vars.get("ansible_host"),
-                                     default_connection)
+        else:
+            if hostvars is None or name not in hostvars:
+                raise AnsibleLookupError(f"host={printable(name, 120)!r}: there is no such host in the inventory.")
+            host_vars = hostvars[name]
         facts = host_vars.get("ansible_facts")
-        return Target(str(name), verdict.is_controller, verdict.why, facts if isinstance(facts, t.Mapping) else None)
+        return Target(str(name), facts if isinstance(facts, t.Mapping) else None,
+                      lambda: self._verdict(str(name), host_vars))
+
+    def _verdict(self, name: str, host_vars: t.Mapping[str, t.Any]) -> Verdict:
+        """Is ``name`` the controller? Decided from its variables, templated (see _lookup_host)."""
+        try:
+            explicit = self._template(host_vars.get(HOST_IS_CONTROLLER))
+            if explicit is not None:
+                explicit = boolean(explicit, strict=True)
+        except (TypeError, ValueError) as exc:
+            raise AnsibleLookupError(f"{HOST_IS_CONTROLLER} of host {printable(name, 120)} must be true or false "
+                                     f"({printable(str(exc), 200)}).") from None
+        if explicit is not None:
+            return explicit_verdict(explicit)
+        default_connection = context.CLIARGS.get("connection") or C.DEFAULT_TRANSPORT
+        try:
+            connection = connection_of(name, host_vars, default_connection, self._template)
+        except (ValueError, AnsibleError) as exc:
+            return Verdict(False, f"its connection settings cannot be read ({printable(str(exc), 200)}), so it "
+                                  f"counts as another machine unless its {HOST_IS_CONTROLLER} is true")
+        return controller_verdict(name, connection)
+
+    def _template(self, value: t.Any) -> t.Any:
+        """A host variable as Ansible would use it: templated (``ansible_host: "{{ address }}"``)."""
+        if self._templar is None or value is None:
+            return value
+        try:
+            return self._templar.template(value)
+        except AnsibleError as exc:
+            raise ValueError(f"a variable does not template: {exc.message}") from None
 
     # -- answers ------------------------------------------------------------------------
 
@@ -369,8 +430,8 @@ class LookupModule(LookupBase):
                 hint = (" imds.azure.metadata_facts leaves userData out of the facts unless include_user_data=true;"
                         " or read it live.")
             raise AnsibleLookupError(
-                f"The IMDS path {path.display!r} does not exist in {answer.origin} (api-version "
-                f"{answer.api_version}): {exc.reason}.{hint}") from None
+                f"The IMDS path {printable(path.display, 200)!r} does not exist in {answer.origin} (api-version "
+                f"{printable(answer.api_version, 40)}): {exc.reason}.{hint}") from None
         fmt = self.get_option("format")
         if answer.live is not None and answer.live.user_data and self._needs_user_data(path, fmt):
             node = self._with_user_data(answer.live, path)
@@ -398,7 +459,7 @@ class LookupModule(LookupBase):
                     not_azure: bool) -> Answer:
         if not_azure:
             reason = facts.get("azure_detection_reason") or "its facts say azure_detected=false"
-            raise NotOnAzure(f"it is not an Azure VM according to its facts ({reason})")
+            raise NotOnAzure(f"it is not an Azure VM according to its facts ({printable(reason)})")
         if not has_document:
             raise AnsibleLookupError(f"source=facts, and {target.label} has no IMDS facts "
                                      f"(ansible_facts['azure_metadata']). {FACTS_HINT}.")
@@ -406,13 +467,21 @@ class LookupModule(LookupBase):
         wanted = self.get_option("api_version")
         if wanted and version and wanted != version:
             display.warning(f"imds.azure.metadata: the facts of {target.label} were gathered with api-version "
-                            f"{version}, not the api_version {wanted} asked for; answering from the facts.")
+                            f"{printable(version, 40)}, not the api_version {wanted} asked for; answering from the "
+                            "facts.")
+        try:
+            check_tree(facts["azure_metadata"])
+        except ImdsDocumentError as exc:
+            raise AnsibleLookupError(f"The facts of {target.label} (ansible_facts['azure_metadata']) are not an IMDS "
+                                     f"instance document: {exc}. Gather them again with imds.azure.metadata_facts."
+                                     ) from None
         return Answer(facts["azure_metadata"], version, f"the facts of {target.label}", None)
 
     def _not_on_azure(self, path: ImdsPath, target: Target, exc: NotOnAzure) -> t.Any:
         if self._has_default:
             return self._default
-        raise AnsibleLookupError(f"Cannot answer the IMDS path {path.display!r} for {target.label}: {exc.reason}. "
+        raise AnsibleLookupError(f"Cannot answer the IMDS path {printable(path.display, 200)!r} for {target.label}: "
+                                 f"{exc.reason}. "
                                  f"Set default= to get a value where there is no Azure VM. {exc.hint}".strip())
 
     # -- live ---------------------------------------------------------------------------
@@ -422,7 +491,7 @@ class LookupModule(LookupBase):
             return
         raise AnsibleLookupError(
             f"Reading {what} live asks the controller's IMDS, and {target.label} is not the controller "
-            f"({target.why}): the answer would describe the controller, not {target.name}. Use source=facts after "
+            f"({target.why}): the answer would describe the controller, not {printable(target.name, 120)}. Use source=facts after "
             "gathering imds.azure.metadata_facts on that host, or set allow_live_for_remote_hosts=true if the "
             "controller's own metadata is what you want.")
 

@@ -21,13 +21,22 @@ A document as Microsoft documents it::
 ``DurationInSeconds`` with 2020-07-01; older versions leave them out. ``NotBefore`` is
 ``""`` once an event has started, and ``DurationInSeconds`` is ``-1`` when Azure does not
 know how long the impact lasts.
+
+The document comes from a server, so nothing in it is trusted: numbers are read from
+ASCII digits only (``str.isdigit()`` takes ``"²"`` and ``"١٢"``), every date is checked
+against the range ``datetime`` holds, and text from the document reaches messages only
+through ``printable()``. Work is linear in the size of the document.
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
+import math
+import re
 import typing as t
+
+from ansible_collections.imds.azure.plugins.module_utils._text import printable, shown, whole_number
 
 EVENTS_PATH = "/metadata/scheduledevents"
 EVENT_TYPES: tuple[str, ...] = ("Freeze", "Reboot", "Redeploy", "Preempt", "Terminate")
@@ -35,6 +44,14 @@ APPROVE_ALL = "all_for_this_vm"
 SCHEDULED = "Scheduled"
 
 _UTC = datetime.timezone.utc
+# RFC 1123 as IMDS writes it ("Mon, 11 Apr 2022 22:26:58 GMT"), the day name optional and
+# a numeric zone allowed as RFC 2822 does; four-digit years only, and none before 100
+# (email.utils reads "01 Jan 0001" as 2001).
+_RFC1123 = re.compile(r"(?:[A-Za-z]{3},\s*)?[0-9]{1,2}\s+[A-Za-z]{3}\s+([0-9]{4})\s+[0-9]{2}:[0-9]{2}(?::[0-9]{2})?"
+                      r"\s+(?:[A-Za-z]{1,5}|[+-][0-9]{4})\Z", re.ASCII)
+MAX_DATE_LENGTH = 64  # longer than any date IMDS writes
+MAX_DURATION = 10 ** 9  # seconds (about 31 years): more is no estimate of an interruption
+MAX_WARNED_IDS = 5  # event ids named in one warning
 
 
 class EventsDocumentError(ValueError):
@@ -62,29 +79,40 @@ def not_before(value: str, now: float) -> tuple[str | None, int | None]:
 
     ``now`` is a Unix time. IMDS sends RFC 1123 dates (``Mon, 11 Apr 2022 22:26:58 GMT``);
     an ISO 8601 date is read too. ``""`` (the event has started) gives ``(None, None)``.
-    Raises ValueError when the value is no date.
+    Raises ValueError when the value is no date, or one that ``datetime`` cannot hold in UTC.
     """
     text = value.strip()
     if not text:
         return None, None
-    when = _rfc1123(text) or _iso8601(text)
+    when = None
+    if len(text) <= MAX_DATE_LENGTH:
+        try:
+            when = _rfc1123(text) or _iso8601(text)
+        except (OverflowError, ValueError, TypeError, IndexError):  # out of datetime's range
+            when = None
     if when is None:
-        raise ValueError(f"NotBefore {value!r} is not a date")
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ"), int(round(when.timestamp() - now))
+        raise ValueError(f"NotBefore {shown(value)} is not a date")
+    seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        raise ValueError(f"NotBefore {shown(value)} is not a date")
+    return when.replace(tzinfo=None).isoformat(timespec="seconds") + "Z", int(round(seconds))
 
 
 def _rfc1123(text: str) -> datetime.datetime | None:
+    shape = _RFC1123.match(text)
+    if not shape:
+        return None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):  # Python < 3.10 raises TypeError
         return None
-    if when is None:
+    if when is None or when.year != int(shape.group(1)):
         return None
     return when.replace(tzinfo=_UTC) if when.tzinfo is None else when.astimezone(_UTC)
 
 
 def _iso8601(text: str) -> datetime.datetime | None:
-    if "T" not in text:
+    if "T" not in text or not text.isascii():
         return None
     try:
         when = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
@@ -106,33 +134,48 @@ def _string(raw: t.Mapping[str, t.Any], key: str, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise EventsDocumentError(f"{where} has {key} {value!r}, which is not a string")
+        raise EventsDocumentError(f"{where} has {key} {shown(value)}, which is not a string")
     return value
 
 
-def event(raw: t.Any, index: int, now: float, vm_name: str | None, warnings: list[str]) -> dict[str, t.Any]:
-    """One event of ``Events`` as the module returns it (keys in snake_case, "" as None)."""
+def _duration(raw: t.Mapping[str, t.Any], where: str) -> int | None:
+    """``DurationInSeconds``: whole seconds, or None where Azure does not know (-1) or does not say."""
+    value = raw.get("DurationInSeconds")
+    if value is None:
+        return None
+    number = whole_number(value)
+    if number is None:
+        raise EventsDocumentError(f"{where} has DurationInSeconds {shown(value)}, which is not a whole number")
+    if number > MAX_DURATION:
+        raise EventsDocumentError(f"{where} has DurationInSeconds {shown(value)}, more than {MAX_DURATION} "
+                                  "seconds, which is no duration IMDS gives")
+    return number if number >= 0 else None
+
+
+def event(raw: t.Any, index: int, now: float, vm_name: str | None,
+          undated: list[tuple[str, str]]) -> dict[str, t.Any]:
+    """One event of ``Events`` as the module returns it (keys in snake_case, "" as None).
+
+    ``undated`` collects the id and ``NotBefore`` of an event whose ``NotBefore`` is no
+    date (``parse_document`` warns about them).
+    """
     where = f"event {index}"
     if not isinstance(raw, dict):
         raise EventsDocumentError(f"{where} is {type(raw).__name__}, not an object")
     event_id = raw.get("EventId")
     if not isinstance(event_id, str) or not event_id.strip():
         raise EventsDocumentError(f"{where} has no EventId")
-    where = f"event {event_id}"
+    where = f"event {printable(event_id, 80)}"
     resources = raw.get("Resources", [])
     if not isinstance(resources, list) or not all(isinstance(name, str) for name in resources):
-        raise EventsDocumentError(f"{where} has Resources {resources!r}, which is not a list of VM names")
+        raise EventsDocumentError(f"{where} has Resources {shown(resources)}, which is not a list of VM names")
     when = _string(raw, "NotBefore", where) or ""
     try:
         iso, seconds = not_before(when, now)
-    except ValueError as exc:
-        warnings.append(f"Scheduled {where}: {exc}; not_before_utc and seconds_until_not_before are null.")
+    except ValueError:
+        undated.append((event_id, when))
         iso, seconds = None, None
-    duration = raw.get("DurationInSeconds")
-    if isinstance(duration, str) and duration.strip().lstrip("-").isdigit():
-        duration = int(duration)
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
-        raise EventsDocumentError(f"{where} has DurationInSeconds {duration!r}, which is not a whole number")
+    duration = _duration(raw, where)
     result = {
         "event_id": event_id,
         "event_type": _string(raw, "EventType", where) or None,
@@ -144,7 +187,7 @@ def event(raw: t.Any, index: int, now: float, vm_name: str | None, warnings: lis
         "seconds_until_not_before": seconds,
         "description": _string(raw, "Description", where) or None,
         "event_source": _string(raw, "EventSource", where) or None,
-        "duration_in_seconds": duration if duration is not None and duration >= 0 else None,
+        "duration_in_seconds": duration,
     }
     result["for_this_vm"] = concerns(result, vm_name)
     return result
@@ -154,28 +197,37 @@ def parse_document(doc: t.Any, now: float, vm_name: str | None = None) -> Events
     """Read a scheduled-events document. Raises EventsDocumentError when it is not one.
 
     ``now`` is the Unix time that ``seconds_until_not_before`` counts from; ``vm_name``
-    sets each event's ``for_this_vm``. Events keep the document's order.
+    sets each event's ``for_this_vm``. Events keep the document's order. Events whose
+    ``NotBefore`` is no date are kept (their times null) and named in one warning.
     """
     if not isinstance(doc, dict):
         raise EventsDocumentError(f"the answer is {type(doc).__name__}, not an object with DocumentIncarnation and Events")
     if "Events" not in doc:
-        raise EventsDocumentError(f"it has no Events list (its keys: {', '.join(sorted(map(str, doc))) or 'none'})")
+        keys = ", ".join(printable(str(key), 40) for key in sorted(map(str, doc))[:10])
+        more = ", ..." if len(doc) > 10 else ""
+        raise EventsDocumentError(f"it has no Events list (its keys: {keys or 'none'}{more})")
     raw_events = doc["Events"]
     if not isinstance(raw_events, list):
         raise EventsDocumentError(f"Events is {type(raw_events).__name__}, not a list")
-    incarnation = doc.get("DocumentIncarnation")
-    if isinstance(incarnation, str) and incarnation.strip().isdigit():
-        incarnation = int(incarnation)
-    if isinstance(incarnation, bool) or not isinstance(incarnation, int):
-        raise EventsDocumentError(f"DocumentIncarnation {incarnation!r} is not a whole number")
-    warnings: list[str] = []
-    events = [event(raw, index, now, vm_name, warnings) for index, raw in enumerate(raw_events)]
+    raw_incarnation = doc.get("DocumentIncarnation")
+    incarnation = whole_number(raw_incarnation)
+    if incarnation is None or incarnation < 0:
+        raise EventsDocumentError(f"DocumentIncarnation {shown(raw_incarnation)} is not a whole number")
+    undated: list[tuple[str, str]] = []
+    events = [event(raw, index, now, vm_name, undated) for index, raw in enumerate(raw_events)]
     seen: set[str] = set()
     for item in events:
         key = item["event_id"].casefold()
         if key in seen:
-            raise EventsDocumentError(f"event {item['event_id']} is listed twice")
+            raise EventsDocumentError(f"event {printable(item['event_id'], 80)} is listed twice")
         seen.add(key)
+    warnings = []
+    if undated:
+        several = len(undated) > 1
+        ids = describe([event_id for event_id, _when in undated], [], MAX_WARNED_IDS)
+        warnings.append(f"Scheduled event{'s' if several else ''} {ids}: NotBefore {shown(undated[0][1])} is not a "
+                        f"date{' (nor are the others)' if several else ''}; {'their' if several else 'its'} "
+                        "not_before_utc and seconds_until_not_before are null.")
     return EventsDocument(incarnation, events, warnings)
 
 
@@ -238,6 +290,8 @@ def poll_until(fetch: t.Callable[[], T], done: t.Callable[[T], bool], timeout: f
     answer, whether it was done, and how many times ``fetch`` was called. The last poll
     happens at the deadline, so an answer that arrives just in time still counts.
     """
+    if not (math.isfinite(timeout) and timeout >= 0 and math.isfinite(interval) and interval > 0):
+        raise ValueError(f"poll_until needs a finite timeout >= 0 and interval > 0, not {timeout!r} and {interval!r}")
     deadline = clock() + timeout
     answer = fetch() if first is None else first
     calls = 0 if first is not None else 1
@@ -251,7 +305,10 @@ def poll_until(fetch: t.Callable[[], T], done: t.Callable[[T], bool], timeout: f
     return answer, True, calls
 
 
-def describe(ids: t.Sequence[str], events: list[dict[str, t.Any]]) -> str:
-    """``id (Type), id (Type)`` for messages."""
+def describe(ids: t.Sequence[str], events: list[dict[str, t.Any]], limit: int = 10) -> str:
+    """``id (Type), id (Type)`` for messages: printable, at most ``limit`` ids, then how many more."""
     types = {item["event_id"]: item["event_type"] for item in events}
-    return ", ".join(f"{event_id} ({types[event_id]})" if types.get(event_id) else event_id for event_id in ids)
+    named = [f"{printable(event_id, 80)} ({printable(types[event_id], 40)})" if types.get(event_id)
+             else printable(event_id, 80) for event_id in ids[:limit]]
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(named) + more

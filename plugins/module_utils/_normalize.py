@@ -16,9 +16,12 @@ What is rejected (ImdsDocumentError, one sentence saying what is wrong)
     Anything that is not an object; an object with neither ``compute`` nor
     ``network`` (e.g. an IMDS error body, whose ``error`` text the message quotes);
     ``compute`` or ``network`` that is not an object; ``network.interface`` that is
-    not a list; an interface that is not an object; nesting deeper than 64 levels.
-    These say the document is not an instance document at all. No other exception
-    ever leaves ``normalize()``.
+    not a list; an interface that is not an object; nesting deeper than 64 levels
+    anywhere in the document (under ``compute``, ``network`` or any other key: the
+    document is passed on whole as ``ansible_azure_metadata``, and Ansible cannot show
+    or cache a value nested hundreds of levels); NaN or Infinity anywhere (no JSON has
+    them), and values of no JSON type. These say the document is not an instance
+    document at all. No other exception ever leaves ``normalize()``.
 
 What is tolerated
     Below those, one odd value never costs the user the other facts. In an
@@ -41,11 +44,22 @@ Values in ``ansible_azure_compute``
     keeps the name and the other keeps its own spelling: nothing is dropped.
 
 Tags (``ansible_azure_tags``)
-    ``tagsList`` entries with a string name, plus every ``name:value`` of the ``tags``
-    string split at the first ``:`` (a segment without ``:`` is a tag with an empty
-    value; empty segments are skipped; a name given twice keeps the last value).
-    Where both forms name a tag, ``tagsList`` wins, since the string cannot carry
-    ``;`` in a value. A tagsList value that is not a string becomes its JSON text.
+    ``tagsList`` entries, plus every ``name:value`` of the ``tags`` string split at
+    the first ``:`` (a segment without ``:`` is a tag with an empty value; empty
+    segments are skipped; a name given twice keeps the last value). Where both forms
+    name a tag, ``tagsList`` wins, since the string cannot carry ``;`` in a value. A
+    tagsList name or value that is a number, a boolean, an object or a list becomes
+    its JSON text (the name ``7`` is the tag ``"7"``). An entry that names no tag (not
+    an object, or a name that is missing, null or empty) cannot be a tag: it is left
+    out, and ``facts_warnings()`` says so.
+
+Fields the api-version does not have (``ansible_azure_missing_by_api_version``)
+    The fields of ``FIELDS`` that arrived after the api-version the document was
+    fetched with and that the document lacks, in IMDS spelling (``compute.zone``,
+    ``compute.storageProfile.dataDisks[].diskCapacityBytes``), outermost only: when
+    ``compute.storageProfile`` is missing, its children are not listed. Their facts
+    are null or missing because of the version, not because the VM lacks them.
+    ``facts_warnings()`` turns the list into a warning for the module to show.
 
 Shortcuts
     ``ansible_azure_os_type`` spells ``linux``/``windows`` as ``Linux``/``Windows``
@@ -67,15 +81,17 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 
-from ansible_collections.imds.azure.plugins.module_utils._text import printable
-from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS, Field
+from ansible_collections.imds.azure.plugins.module_utils._text import printable, whole_number
+from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS, Field, field_expected, field_since
 
 MAX_DEPTH = 64
+MAX_FIELDS_WARNED = 8  # fields named in the api-version warning; the fact lists them all
+MAX_INT_BITS = 13_000  # about 3900 digits: json.dumps() refuses ints of more than 4300
 
 _WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_DECIMAL = re.compile(r"[+-]?[0-9]+\Z")
 _MAC_SEPARATORS = re.compile(r"[:.\-]")
 _MAC_HEX = re.compile(r"[0-9a-fA-F]{12}\Z")
 _OS_TYPES = {"linux": "Linux", "windows": "Windows"}
@@ -167,21 +183,52 @@ def _json_text(value: object) -> str:
         return f"<{_describe(value)}>"
 
 
-def _too_deep() -> ImdsDocumentError:
-    return ImdsDocumentError(f"compute is nested more than {MAX_DEPTH} levels deep; an IMDS instance document is not")
+def _too_deep(where: str = "compute") -> ImdsDocumentError:
+    return ImdsDocumentError(f"{where} is nested more than {MAX_DEPTH} levels deep; an IMDS instance document is not")
 
 
-def _object(mapping: dict, children: dict[str, _Node] | None, depth: int) -> dict[str, object]:
+def _where(path: tuple[object, ...]) -> str:
+    """``compute.storageProfile.dataDisks[0]`` for a message, printable."""
+    text = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
+    return printable(text or "the document", 120)
+
+
+def check_tree(document: object) -> None:
+    """Refuse what no IMDS document holds, anywhere in it; raise ImdsDocumentError (one line).
+
+    Containers nested more than MAX_DEPTH levels below the root, NaN and infinities,
+    numbers too long to write as JSON again, and values of no JSON type. The walk is iterative, so that a document nested
+    thousands of levels costs no recursion, and linear in the size of the document.
+    """
+    stack: list[tuple[object, tuple[object, ...]]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise _too_deep(printable(str(path[0]), 60))
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(value, (dict, list)):
+                stack.append((value, path + (key,)))
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise ImdsDocumentError(f"{_where(path + (key,))} is {value}, which is not JSON (JSON has no NaN "
+                                        "or Infinity): this is not an IMDS instance document")
+            elif value is not None and not isinstance(value, (str, int, float)):
+                raise ImdsDocumentError(f"{_where(path + (key,))} is a {printable(type(value).__name__, 40)}, "
+                                        "which is no JSON value: this is not an IMDS instance document")
+            elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+                raise ImdsDocumentError(f"{_where(path + (key,))} is a number of more than 4000 digits, which "
+                                        "Python's JSON cannot write back: this is not an IMDS instance document")
+
+
+def _object(mapping: dict, children: dict[str, _Node] | None) -> dict[str, object]:
     """Snake-case the keys of ``mapping`` and convert its values (known ones by kind)."""
-    if depth > MAX_DEPTH:
-        raise _too_deep()
     result: dict[str, object] = {}
     origin: dict[str, str] = {}
     for key, value in mapping.items():
         key = key if isinstance(key, str) else str(key)
         name = _snake(key)
         node = children.get(name) if children else None
-        converted = _known(value, node, depth) if node else _unknown(value, depth)
+        converted = _known(value, node) if node else _unknown(value)
         if name not in result:
             result[name] = converted
             origin[name] = key
@@ -195,20 +242,18 @@ def _object(mapping: dict, children: dict[str, _Node] | None, depth: int) -> dic
     return result
 
 
-def _unknown(value: object, depth: int) -> object:
+def _unknown(value: object) -> object:
     """Convert a field we do not know: keys snake_cased, "" -> None, nothing else."""
     if isinstance(value, str):
         return value or None
     if isinstance(value, dict):
-        return _object(value, None, depth + 1)
+        return _object(value, None)
     if isinstance(value, list):
-        if depth + 1 > MAX_DEPTH:
-            raise _too_deep()
-        return [_unknown(item, depth + 1) for item in value]
+        return [_unknown(item) for item in value]
     return value
 
 
-def _known(value: object, node: _Node, depth: int) -> object:
+def _known(value: object, node: _Node) -> object:
     """Convert a field we know, by its kind."""
     kind = node.kind
     if kind == "raw":
@@ -216,13 +261,11 @@ def _known(value: object, node: _Node, depth: int) -> object:
     if value is None or isinstance(value, str) and not value:
         return None
     if kind == "object":
-        return _object(value, node.children, depth + 1) if isinstance(value, dict) else None
+        return _object(value, node.children) if isinstance(value, dict) else None
     if kind == "list":
         if not isinstance(value, list):
             return None
-        if depth + 1 > MAX_DEPTH:
-            raise _too_deep()
-        return [_known(item, node.item, depth + 1) for item in value]
+        return [_known(item, node.item) for item in value]
     if isinstance(value, (dict, list)):
         return None
     if kind == "int":
@@ -236,16 +279,13 @@ def _known(value: object, node: _Node, depth: int) -> object:
 def _to_int(value: object) -> object:
     if isinstance(value, bool):
         return _json_text(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else _json_text(value)
-    if isinstance(value, str) and _DECIMAL.match(value):
-        try:
-            return int(value)
-        except ValueError:  # more digits than int() accepts from a string
-            return value
-    return value if isinstance(value, str) else _json_text(value)
+    if isinstance(value, (int, float)):
+        number = whole_number(value)
+        return number if number is not None else _json_text(value)
+    if isinstance(value, str):
+        number = whole_number(value, max_digits=4000)  # int() refuses more than 4300 digits
+        return number if number is not None else value
+    return _json_text(value)
 
 
 def _to_bool(value: object) -> object:
@@ -275,12 +315,22 @@ def _user_data(value: object) -> object:
 
 def _compute_facts(compute: dict, include_user_data: bool) -> dict[str, object]:
     if include_user_data or "userData" not in compute:
-        facts = _object(compute, _COMPUTE.children, 1)
+        facts = _object(compute, _COMPUTE.children)
     else:
-        facts = _object({k: v for k, v in compute.items() if k != "userData"}, _COMPUTE.children, 1)
+        facts = _object({k: v for k, v in compute.items() if k != "userData"}, _COMPUTE.children)
     if include_user_data and "userData" in compute:
         facts["user_data"] = _user_data(compute["userData"])
     return facts
+
+
+def _tag_name(entry: object) -> str | None:
+    """The tag a tagsList entry names: its name, or the JSON text of a name that is no string."""
+    if not isinstance(entry, dict):
+        return None
+    name = entry.get("name")
+    if name is None or name == "":
+        return None
+    return name if isinstance(name, str) else _json_text(name)
 
 
 def _tags(compute: dict) -> dict[str, str]:
@@ -289,9 +339,10 @@ def _tags(compute: dict) -> dict[str, str]:
     tags_list = compute.get("tagsList")
     if isinstance(tags_list, list):
         for entry in tags_list:
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]:
+            name = _tag_name(entry)
+            if name is not None:
                 value = entry.get("value")
-                tags[entry["name"]] = "" if value is None else value if isinstance(value, str) else _json_text(value)
+                tags[name] = "" if value is None else value if isinstance(value, str) else _json_text(value)
     text = compute.get("tags")
     if isinstance(text, str):
         in_string: dict[str, str] = {}
@@ -429,6 +480,7 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
         )
     if "compute" not in document and "network" not in document:
         raise _not_an_instance_document(document)
+    check_tree(document)
     compute = _section(document, "compute")
     network = _section(document, "network")
     include_user_data = bool(include_user_data)
@@ -466,4 +518,70 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
         "ansible_azure_mac_addresses": [nic["mac_address"] for nic in interfaces if nic["mac_address"] is not None],
         "ansible_azure_private_ipv4": private_ipv4[0] if private_ipv4 else None,
         "ansible_azure_public_ipv4": public_ipv4[0] if public_ipv4 else None,
+        "ansible_azure_missing_by_api_version": missing_by_api_version(document, api_version, include_user_data),
     }
+
+
+def _containers(document: object, path: str) -> list[dict]:
+    """The objects at ``path`` (IMDS spelling, ``[]`` for each list element) in ``document``."""
+    found: list[object] = [document]
+    for segment in path.split("."):
+        name, each = (segment[:-2], True) if segment.endswith("[]") else (segment, False)
+        values = [node.get(name) for node in found if isinstance(node, dict)]
+        if each:
+            found = [item for value in values if isinstance(value, list) for item in value]
+        else:
+            found = values
+    return [node for node in found if isinstance(node, dict)]
+
+
+def missing_by_api_version(document: object, api_version: object, include_user_data: bool = False) -> list[str]:
+    """The FIELDS newer than ``api_version`` that ``document`` lacks, outermost only, in FIELDS order.
+
+    A field is listed when its parent is in the document (for a list, some element)
+    and lacks it, and ``field_expected()`` says the version predates the field. Fields
+    without a documented version, and userData unless it was asked for, are never listed.
+    """
+    missing = []
+    for field in FIELDS:
+        if field_expected(field.path, api_version) is not False:  # type: ignore[arg-type]
+            continue
+        if field.path == "compute.userData" and not include_user_data:
+            continue
+        parent, _dot, name = field.path.rpartition(".")
+        name = name[:-2] if name.endswith("[]") else name
+        if any(name not in node for node in _containers(document, parent)):
+            missing.append(field.path)
+    return missing
+
+
+def facts_warnings(facts: dict[str, object]) -> list[str]:
+    """Warnings a module shows with ``facts`` (as ``normalize()`` returns them): one line each.
+
+    - fields missing because of the api-version (``ansible_azure_missing_by_api_version``);
+    - ``tagsList`` entries that name no tag and so are not in ``ansible_azure_tags``.
+    """
+    warnings = []
+    missing = facts.get("ansible_azure_missing_by_api_version")
+    if isinstance(missing, list) and missing:
+        named = ", ".join(f"{path} (since {field_since(path)})" for path in missing[:MAX_FIELDS_WARNED])
+        more = f" and {len(missing) - MAX_FIELDS_WARNED} more" if len(missing) > MAX_FIELDS_WARNED else ""
+        warnings.append(
+            f"IMDS answered with api-version {printable(facts.get('ansible_azure_api_version'), 40)}, which predates "
+            f"{named}{more}: their facts are missing or null because of the api-version, not because the VM lacks "
+            "them (ansible_facts['azure_missing_by_api_version'] lists them all). Where IMDS serves a newer "
+            "api-version, set api_version to it.")
+    metadata = facts.get("ansible_azure_metadata")
+    compute = metadata.get("compute") if isinstance(metadata, dict) else None
+    tags_list = compute.get("tagsList") if isinstance(compute, dict) else None
+    if isinstance(tags_list, list):
+        skipped = [index for index, entry in enumerate(tags_list) if _tag_name(entry) is None]
+        if skipped:
+            shown = ", ".join(str(index) for index in skipped[:MAX_FIELDS_WARNED])
+            more = f" and {len(skipped) - MAX_FIELDS_WARNED} more" if len(skipped) > MAX_FIELDS_WARNED else ""
+            warnings.append(
+                f"compute.tagsList entr{'y' if len(skipped) == 1 else 'ies'} {shown}{more} "
+                f"name{'s' if len(skipped) == 1 else ''} no tag (not an object, or a name that is missing, null "
+                "or empty), so ansible_facts['azure_tags'] leaves "
+                f"{'it' if len(skipped) == 1 else 'them'} out; ansible_facts['azure_metadata'] has the raw list.")
+    return warnings

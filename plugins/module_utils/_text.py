@@ -23,3 +23,44 @@ def printable(text: t.Any, limit: int = SERVER_TEXT_LIMIT) -> str:
         text = repr(text)
     shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
     return shown + ("..." if len(text) > limit else "")
+
+
+def shown(value: t.Any, limit: int = 80) -> str:
+    """``value`` named for a message, through ``printable()``: strings quoted, numbers as they are.
+
+    A list or an object is named by its type and size, never written out (it may be huge,
+    or nested too deep to write), and so is a number too long to print.
+    """
+    if isinstance(value, str):
+        return f"'{printable(value, limit)}'"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} key{'' if len(value) == 1 else 's'}"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a number of about {int(value.bit_length() * 0.30103)} digits"
+    if value is None or isinstance(value, (bool, int, float)):
+        return printable(value, limit)
+    return f"a {printable(type(value).__name__, 40)}"
+
+
+def whole_number(value: t.Any, max_digits: int = 18) -> int | None:
+    """The int that ``value`` is or spells in ASCII decimal digits, else None.
+
+    A JSON number that is whole (not a bool, not a fraction) counts; so does a string
+    of at most ``max_digits`` digits 0-9 with an optional sign, without spaces.
+    ``str.isdigit()`` and ``int()`` accept other scripts' digits (``"²"``, ``"١٢"``),
+    which no server of ours sends as a number: those are no number here.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if not isinstance(value, str):
+        return None
+    digits = value[1:] if value[:1] in "+-" else value
+    if not 0 < len(digits) <= max_digits or not all("0" <= c <= "9" for c in digits):
+        return None
+    return int(value)

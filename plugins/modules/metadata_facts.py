@@ -215,10 +215,23 @@ ansible_facts:
       type: str
       sample: AzurePublicCloud
     azure_tags:
-      description: Tags as a dictionary, from C(tagsList) and the C(tags) string (C(tagsList) wins).
+      description:
+        - Tags as a dictionary, from C(tagsList) and the C(tags) string (C(tagsList) wins).
+        - A C(tagsList) name that is a number, boolean, object or list is kept under its JSON text.
       returned: when detected
       type: dict
       sample: {"environment": "prod", "url": "https://example.com:8443/"}
+    azure_missing_by_api_version:
+      description:
+        - The fields of the instance document that arrived after RV(ansible_facts.azure_api_version) and that the
+          document lacks, in IMDS spelling, outermost only (for example V(compute.zone), V(compute.tagsList),
+          V(compute.storageProfile.dataDisks[].diskCapacityBytes)). Their facts are null or missing because of the
+          api-version, not because the VM lacks them.
+        - Empty when the api-version has every field the collection knows.
+      returned: when detected
+      type: list
+      elements: str
+      sample: ["compute.zone", "compute.storageProfile", "compute.tagsList"]
     azure_interfaces:
       description: One entry per NIC, in the order of the document (IMDS does not promise one).
       returned: when detected
@@ -291,7 +304,7 @@ from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClie
 from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, request_on_azure
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
-from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
+from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, facts_warnings, normalize
 from ansible_collections.imds.azure.plugins.module_utils._options import (
     DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, OptionError, imds_argument_spec, seconds)
 
@@ -328,7 +341,7 @@ def gather(params: dict[str, t.Any], client: ImdsClient, evidence: t.Any = "dmi"
     facts = normalize(detected.response.data, detected.response.api_version,
                       include_user_data=params["include_user_data"])
     facts["ansible_azure_detection_reason"] = detected.reason
-    return facts, [f"IMDS at {detected.response.url}: {w}" for w in detected.response.warnings]
+    return facts, detected.response.warnings + facts_warnings(facts)
 
 
 def run(params: dict[str, t.Any], transport: t.Any, evidence: t.Any = "dmi", limiter: t.Any = None) -> dict[str, t.Any]:

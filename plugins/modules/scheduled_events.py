@@ -284,7 +284,8 @@ from ansible_collections.imds.azure.plugins.module_utils._events import (
     poll_until, select, start_requests)
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
 from ansible_collections.imds.azure.plugins.module_utils._options import (
-    DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, OptionError, imds_argument_spec, seconds)
+    DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, MAX_WAIT, OptionError, imds_argument_spec, seconds)
+from ansible_collections.imds.azure.plugins.module_utils._text import printable
 from ansible_collections.imds.azure.plugins.module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS
 
 MIN_POLL_INTERVAL = 1.0
@@ -365,18 +366,26 @@ def find_vm_name(params: dict[str, t.Any], events_client: ImdsClient) -> str:
 
 
 def check_options(p: dict[str, t.Any]) -> str | None:
-    """The first problem with the options, as a message, or None."""
+    """The first problem with the options, as a message, or None.
+
+    The numbers are made finite floats within bounds here (``nan``, ``inf`` and ``1e308``
+    are refused), so that no wait below can be endless.
+    """
     if p["api_version"] is not None and p["api_version"] not in EVENTS_VERSIONS:
-        return (f"api_version {p['api_version']!r} is not a scheduled-events api-version. Scheduled events are "
-                f"versioned apart from the instance metadata: use one of {', '.join(EVENTS_VERSIONS)}, or leave "
-                f"api_version unset to use {EVENTS_NEWEST}. (An api_version set for the imds.azure.imds group in "
-                "module_defaults applies here too; set it for imds.azure.metadata_facts alone.)")
-    if p["poll_interval"] < MIN_POLL_INTERVAL:
-        return f"poll_interval must be at least {MIN_POLL_INTERVAL:g} second (IMDS allows 5 requests per second)."
-    if p["wait_timeout"] < 0:
-        return "wait_timeout must be 0 or more seconds."
-    if p["first_call_timeout"] <= 0:
-        return "first_call_timeout must be more than 0 seconds."
+        return (f"api_version {printable(p['api_version'], 40)!r} is not a scheduled-events api-version. Scheduled "
+                f"events are versioned apart from the instance metadata: use one of {', '.join(EVENTS_VERSIONS)}, "
+                f"or leave api_version unset to use {EVENTS_NEWEST}. (An api_version set for the imds.azure.imds "
+                "group in module_defaults applies here too; set it for imds.azure.metadata_facts alone.)")
+    try:
+        p["poll_interval"] = seconds(p["poll_interval"], "poll_interval", minimum=MIN_POLL_INTERVAL,
+                                     maximum=MAX_TIMEOUT)
+        p["wait_timeout"] = seconds(p["wait_timeout"], "wait_timeout", maximum=MAX_WAIT)
+        p["first_call_timeout"] = seconds(p["first_call_timeout"], "first_call_timeout", above_minimum=True,
+                                          maximum=MAX_TIMEOUT)
+    except OptionError as exc:
+        # poll_interval's floor keeps far below IMDS's limit of 5 requests per second
+        hint = " (IMDS allows 5 requests per second.)" if str(exc).startswith("poll_interval must be at least") else ""
+        return f"{exc}{hint}"
     if p["vm_name"] is not None and not p["vm_name"].strip():
         return "vm_name is empty; leave it unset to read the name from IMDS."
     requested = p["approve"] or []
@@ -400,7 +409,7 @@ def wait(session: Events, first: EventsDocument, p: dict[str, t.Any], result: di
     result["timed_out"] = not done
     result["matched"] = select(doc.events, p["this_vm_only"], types) if done else []
     kinds = ", ".join(types)
-    whose = f" for {session.vm_name}" if p["this_vm_only"] else ""
+    whose = f" for {printable(session.vm_name, 80)}" if p["this_vm_only"] else ""
     if done:
         result["msg"] = f"Found {describe([e['event_id'] for e in result['matched']], doc.events)}{whose} " \
                         f"after {result['waited_seconds']:g} s."
@@ -416,9 +425,9 @@ def approve(session: Events, doc: EventsDocument, requested: list[str], check_mo
     result["not_found"] = list(plan.not_found)
     notes = []
     if plan.already_started:
-        notes.append(f"already started: {', '.join(plan.already_started)}")
+        notes.append(f"already started: {describe(plan.already_started, [])}")
     if plan.not_found:
-        notes.append(f"not (or no longer) listed, so nothing to approve: {', '.join(plan.not_found)}")
+        notes.append(f"not (or no longer) listed, so nothing to approve: {describe(plan.not_found, [])}")
     tail = f" ({'; '.join(notes)})" if notes else ""
     if check_mode:
         result["would_approve"] = list(plan.approve)
@@ -435,7 +444,7 @@ def approve(session: Events, doc: EventsDocument, requested: list[str], check_mo
     result["not_found"] += gone
     result["changed"] = bool(approved)
     if started or gone:
-        meanwhile = ", ".join(started + gone)
+        meanwhile = describe(started + gone, [])
         tail = f" ({'; '.join(notes + [f'started or ended meanwhile: {meanwhile}'])})"
     result["msg"] = (f"Approved {describe(approved, doc.events)}{tail}." if approved
                      else f"Nothing left to approve{tail}.")
@@ -485,7 +494,7 @@ def main() -> None:
         module.warn(warning)
     events = select(doc.events, p["this_vm_only"])
     if "msg" not in result:
-        whose = f"for {vm_name}" if p["this_vm_only"] else "for any VM"
+        whose = f"for {printable(vm_name, 80)}" if p["this_vm_only"] else "for any VM"
         result["msg"] = f"{len(events)} scheduled event{'s' if len(events) != 1 else ''} {whose} " \
                         f"({len(doc.events)} in the document, incarnation {doc.incarnation})."
     module.exit_json(events=events, document_incarnation=doc.incarnation, vm_name=vm_name,

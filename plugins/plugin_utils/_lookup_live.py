@@ -35,6 +35,7 @@ import typing as t
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
 from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, request_on_azure
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
+from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, check_tree
 from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT
 
 CACHE_FORMAT = 1
@@ -78,10 +79,18 @@ def fetch_instance(client: ImdsClient, probe_timeout: float = DEFAULT_PROBE_TIME
         return {"error": {"message": str(exc), "hint": "", "not_azure": False, "status": exc.status,
                           "kind": exc.kind, "api_version": exc.api_version}}
     document = response.data
+    problem = None
     if not isinstance(document, dict) or not ("compute" in document or "network" in document):
+        problem = "no compute or network object"
+    else:
+        try:
+            check_tree(document)  # nesting Ansible cannot show or cache, NaN...: the normalizer's rule
+        except ImdsDocumentError as exc:
+            problem = str(exc)
+    if problem:
         return {"error": {"message": f"IMDS at {client.endpoint} (api-version {response.api_version}) answered "
                                      "/metadata/instance with something that is not an instance document "
-                                     "(no compute or network object).", "hint": "", "not_azure": False}}
+                                     f"({problem}).", "hint": "", "not_azure": False}}
     redacted, had_user_data = redact_user_data(document)
     return {"document": redacted, "api_version": response.api_version, "user_data": had_user_data,
             "warnings": list(response.warnings)}

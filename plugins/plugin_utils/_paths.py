@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 import typing as t
 
+from ansible_collections.imds.azure.plugins.module_utils._text import printable, shown
+
 INSTANCE = "instance"
 ATTESTED = "attested/document"
 LOADBALANCER = "loadbalancer"
@@ -89,7 +91,8 @@ class ImdsPath(t.NamedTuple):
 def parse_path(term: t.Any) -> ImdsPath:
     """Read one lookup term. Raise PathError with a sentence for the user when it is no path."""
     if not isinstance(term, str):
-        raise PathError(f"The term {term!r} is a {type(term).__name__}, not an IMDS path; "
+        what = f"The term {shown(term, 200)}" if not isinstance(term, (list, dict)) else f"A term ({shown(term)})"
+        raise PathError(f"{what} is a {type(term).__name__}, not an IMDS path; "
                         "write paths as strings such as 'compute/vmId'.")
     text = term.strip()
     if not text or text == "/":
@@ -99,10 +102,10 @@ def parse_path(term: t.Any) -> ImdsPath:
         raise PathError(f"The term starting {text[:40]!r} is {len(text)} characters long; "
                         "no IMDS path is that long.")
     if "?" in text or "#" in text or "&" in text:
-        raise PathError(f"The term {text!r} has a query string; give only the path and set the "
+        raise PathError(f"The term {shown(text, 200)} has a query string; give only the path and set the "
                         "lookup's options (format, nonce, resource...) instead of URL parameters.")
     if any(ch.isspace() for ch in text):
-        raise PathError(f"The term {text!r} contains white space; IMDS paths have none.")
+        raise PathError(f"The term {shown(text, 200)} contains white space; IMDS paths have none.")
     rest = text[1:] if text.startswith("/") else text
     prefixed = False
     if rest == "metadata" or rest.startswith("metadata/"):
@@ -114,18 +117,18 @@ def parse_path(term: t.Any) -> ImdsPath:
         if rest == category:
             return ImdsPath(category, (), term)
         if rest.startswith(category + "/"):
-            raise PathError(f"The term {text!r} goes below {category}, which IMDS answers only as a "
+            raise PathError(f"The term {shown(text, 200)} goes below {category}, which IMDS answers only as a "
                             f"whole; write {category!r} and pick the field from the result.")
     if rest == INSTANCE:
         return ImdsPath(INSTANCE, (), term)
     if rest.startswith(INSTANCE + "/"):
         rest = rest[len(INSTANCE) + 1:]
     elif prefixed:
-        raise PathError(f"The term {text!r} names no IMDS category this lookup reads; it reads "
+        raise PathError(f"The term {shown(text, 200)} names no IMDS category this lookup reads; it reads "
                         f"/metadata/instance paths and {', '.join(LIVE_ONLY)}.")
     segments = tuple(rest.split("/"))
     if "" in segments:
-        raise PathError(f"The term {text!r} has an empty segment ('//'); IMDS paths are keys and "
+        raise PathError(f"The term {shown(text, 200)} has an empty segment ('//'); IMDS paths are keys and "
                         "list indexes separated by single slashes, such as 'network/interface/0/macAddress'.")
     return ImdsPath(INSTANCE, segments, term)
 
@@ -133,39 +136,43 @@ def parse_path(term: t.Any) -> ImdsPath:
 def walk(document: t.Any, segments: t.Sequence[str]) -> t.Any:
     """Return the node at ``segments`` below ``document``, or raise PathNotFound.
 
-    Objects are entered by key (case-sensitive), lists by index, as IMDS does.
+    Objects are entered by key (case-sensitive), lists by index, as IMDS does. The
+    walk is a loop over the path (never a recursion into the document), and the
+    reason of PathNotFound shows keys and values only through ``printable()``.
     """
     node = document
     for depth, segment in enumerate(segments):
         here = tuple(segments[:depth])
-        where = "/".join(here) if here else "the document root"
+        where = printable("/".join(here), 200) if here else "the document root"
         if isinstance(node, dict):
             if segment in node:
                 node = node[segment]
                 continue
             near = [key for key in node if isinstance(key, str) and key.lower() == segment.lower()]
-            hint = f"; keys are case-sensitive, did you mean {near[0]!r}?" if near else ""
-            raise PathNotFound(here, f"{where} has no key {segment!r}{hint} ({_keys(node)})")
+            hint = f"; keys are case-sensitive, did you mean {shown(near[0])}?" if near else ""
+            raise PathNotFound(here, f"{where} has no key {shown(segment)}{hint} ({_keys(node)})")
         if isinstance(node, list):
             if not _INDEX.match(segment):
-                raise PathNotFound(here, f"{where} is a list, and {segment!r} is not a list index "
+                raise PathNotFound(here, f"{where} is a list, and {shown(segment)} is not a list index "
                                          "(0, 1, 2...)")
-            if int(segment) >= len(node):
+            if len(segment) > 18 or int(segment) >= len(node):
                 raise PathNotFound(here, f"{where} is a list of {len(node)} "
-                                         f"element{'' if len(node) == 1 else 's'}, so it has no index {segment}")
+                                         f"element{'' if len(node) == 1 else 's'}, so it has no index "
+                                         f"{printable(segment, 40)}")
             node = node[int(segment)]
             continue
-        raise PathNotFound(here, f"{where} is a value ({text_of(node)!r}), it has nothing below it")
+        value = node if isinstance(node, str) else text_of(node)
+        raise PathNotFound(here, f"{where} is a value ({shown(value)}), it has nothing below it")
     return node
 
 
 def _keys(node: dict) -> str:
-    names = sorted(str(key) for key in node)
-    if not names:
+    if not node:
         return "it is empty"
-    shown = ", ".join(names[:MAX_KEYS_SHOWN])
+    names = sorted(printable(str(key), 60) for key in node)
+    shown_keys = ", ".join(names[:MAX_KEYS_SHOWN])
     more = f" and {len(names) - MAX_KEYS_SHOWN} more" if len(names) > MAX_KEYS_SHOWN else ""
-    return f"its keys: {shown}{more}"
+    return f"its keys: {shown_keys}{more}"
 
 
 def text_of(node: t.Any) -> str:

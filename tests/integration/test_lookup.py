@@ -277,3 +277,66 @@ def test_ansible_doc_renders_the_merged_options(tmp_path):
     assert options["endpoint"]["env"] == [{"name": "ANSIBLE_IMDS_AZURE_ENDPOINT"}]
     assert options["retry_timeout"]["ini"] == [{"key": "retry_timeout", "section": "imds_azure"}]
     assert "ANSIBLE_IMDS_AZURE_LOOKUP_SOURCE" in shown.stdout and "Several terms give several results" in shown.stdout
+
+
+# -- which hosts are the controller: loopback is not enough ----------------------------------------
+
+NEVER = "ansible_ssh_executable=/bin/false"  # any ssh attempt fails on this machine, no packet leaves
+CANDIDATES = f"""
+[candidates]
+local-one ansible_connection=local
+ssh-loopback ansible_host=127.0.0.1 ansible_connection=ssh {NEVER}
+vagrant ansible_host=127.0.0.1 ansible_port=2222 ansible_connection=ssh {NEVER}
+jump ansible_host=localhost ansible_connection=ssh ansible_ssh_common_args='-o ProxyJump=bastion.example' {NEVER}
+jump-extra ansible_host=::1 ansible_connection=ssh ansible_ssh_extra_args='-J bastion' {NEVER}
+proxy-paramiko ansible_host=127.0.0.1 ansible_connection=paramiko ansible_paramiko_proxy_command='ssh -W %h:%p b'
+templated ansible_host="{{{{ real_address }}}}" real_address=127.0.0.1 ansible_port="{{{{ real_port }}}}" real_port=2222 {NEVER}
+templated-far ansible_host="{{{{ far }}}}" far=192.0.2.77 ansible_connection=ssh {NEVER}
+templated-local ansible_connection="{{{{ how }}}}" how=local
+marked ansible_host=127.0.0.1 ansible_port=2222 ansible_connection=ssh imds_azure_lookup_host_is_controller=true {NEVER}
+unmarked-local ansible_connection=local imds_azure_lookup_host_is_controller=false
+container ansible_connection=community.docker.docker ansible_host=localhost
+winrm-forwarded ansible_connection=winrm ansible_host=127.0.0.1 ansible_port=55985
+"""
+
+
+def test_which_hosts_get_the_controllers_document_and_token(machines, playbook):
+    """Issue 14, defect 4: 127.0.0.1:2222 or localhost behind a jump host got the controller's token."""
+    controller_imds = machines[1]
+    vm_id = data(controller_imds, "compute")["vmId"]
+    result = playbook(HERE / "controller.yml", inventory=inventory(CANDIDATES),
+                      env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
+    got = result.read_json("controller.json")
+    controllers = {"local-one", "ssh-loopback", "templated-local", "marked"}
+    for host, (live, token) in got.items():
+        if host in controllers:
+            assert live == {"answer": vm_id} and token == {"answer": "a token"}, (host, live, token)
+        else:
+            assert set(live) == {"refused"} and set(token) == {"refused"}, (host, live, token)
+            assert "is not the controller" in live["refused"] and "is not the controller" in token["refused"]
+    why = {host: live["refused"] for host, (live, token) in got.items() if host not in controllers}
+    assert "ssh to the loopback address 127.0.0.1, but its port is 2222, not 22" in why["vagrant"]
+    assert "imds_azure_lookup_host_is_controller is true" in why["vagrant"]  # says how to override
+    assert "its ssh_common_args sets ProxyJump" in why["jump"]
+    assert "its ssh_extra_args names a jump host (-J)" in why["jump-extra"]
+    assert "its proxy_command is set" in why["proxy-paramiko"]
+    assert "127.0.0.1, but its port is 2222" in why["templated"]  # the templates were resolved
+    assert "ssh to 192.0.2.77" in why["templated-far"]
+    assert "its imds_azure_lookup_host_is_controller is false" in why["unmarked-local"]
+    assert "community.docker.docker, which reaches another system" in why["container"]
+    assert "a port forwarded to a Windows machine" in why["winrm-forwarded"]
+    # one instance document for the whole run, one token per controller host, nothing for the others
+    paths = [r["path"] for r in imds_requests(controller_imds)]
+    assert paths.count("/metadata/instance") == 1
+    assert paths.count("/metadata/identity/oauth2/token") == len(controllers)
+
+
+def test_ssh_settings_from_ansible_cfg_count_too(machines, playbook):
+    controller_imds = machines[1]
+    hosts = f"[candidates]\nssh-loopback ansible_host=127.0.0.1 ansible_connection=ssh {NEVER}\n"
+    result = playbook(HERE / "controller.yml", inventory=inventory(hosts),
+                      cfg="[ssh_connection]\nssh_args = -C -o ProxyJump=bastion.example\n",
+                      env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
+    live, token = result.read_json("controller.json")["ssh-loopback"]
+    assert "its ssh_args sets ProxyJump" in live["refused"] and "refused" in token
+    assert imds_requests(controller_imds) == []

@@ -276,3 +276,75 @@ def test_drain_example_without_events_does_nothing(emulator, playbook, tmp_path)
                                          "drain_poll_interval": 1, "drain_report_path": str(report_path)}).check()
     assert "Take the node out of service" not in result.stdout
     assert not report_path.exists() and events_requests(emu, "POST") == []
+
+
+# -- hostile documents and option values ----------------------------------------------------------
+
+FORGED = "\x1b[2J\x1b]0;pwned\x07\r\nok: [localhost] => forged\u2028\u202e"
+
+
+def test_server_text_never_reaches_the_terminal_raw(emulator, playbook):
+    """Issue 14, defect 5: an EventId or NotBefore with escapes and line breaks forged output lines."""
+    emu = emulator(profile="linux")
+    me = vm_name("linux")
+    event = emu.add_event(event_type="Freeze", event_id=f"EV{FORGED}", description=FORGED)
+    undated = emulator(profile="linux", faults={"body": {"text": json.dumps({"DocumentIncarnation": 3, "Events": [
+        {"EventId": f"X{FORGED}", "EventType": "Reboot", "NotBefore": f"soon{FORGED}", "Resources": [me]}]})}})
+    result = playbook(play(
+        ("listed", {}),
+        ("waited", {"wait_for": ["Freeze"], "poll_interval": 1}),
+        ("approved", {"approve": "all_for_this_vm"}),
+        ("undated", {"endpoint": undated.url, "vm_name": me, "api_version": "2020-07-01"}),
+    ), extra_vars={"endpoint": emu.url}, args=("-v",)).check()
+    results = result.read_json("results.json")
+    for name in ("listed", "waited", "approved", "undated"):
+        assert results[name]["msg"].isprintable(), results[name]["msg"]
+    assert results["approved"]["approved"] == [event["EventId"]]  # the data is IMDS's, escapes and all
+    assert "\\x1b[2J" in results["approved"]["msg"]
+    for raw in ("\x1b", "\x07", "\r"):  # (JSON escapes these in the data the callback prints)
+        assert raw not in result.output, repr(raw)
+    warnings = [line for line in result.output.splitlines() if "[WARNING]" in line]
+    assert warnings and all(line.isprintable() for line in warnings), warnings
+    assert not any(line.startswith("ok: [localhost] => forged") for line in result.output.splitlines())
+    assert "[WARNING]: Scheduled event X\\x1b[2J" in result.output  # the NotBefore warning, escaped
+
+
+def test_foreign_digits_absurd_dates_and_endless_waits_fail_cleanly(emulator, playbook):
+    """Issue 14, defect 9: '²', '١٢', a NotBefore past year 9999, nan and inf were tracebacks or endless loops."""
+    me = vm_name("linux")
+
+    def serving(document):
+        return emulator(profile="linux", faults={"body": {"text": json.dumps(document)}}).url
+
+    emu = emulator(profile="linux")
+    keep_going = {"ignore_errors": True}
+    pinned = {"vm_name": me, "api_version": "2020-07-01"}
+    started = time.monotonic()
+    result = playbook(play(
+        ("superscript", dict(pinned, endpoint=serving({"DocumentIncarnation": "²", "Events": []})), keep_going),
+        ("arabic", dict(pinned, endpoint=serving({"DocumentIncarnation": 1, "Events": [
+            {"EventId": "A", "Resources": [me], "DurationInSeconds": "١٢"}]})), keep_going),
+        ("far_future", dict(pinned, endpoint=serving({"DocumentIncarnation": 1, "Events": [
+            {"EventId": "B", "Resources": [me], "NotBefore": "Mon, 01 Jan 99999 00:00:00 GMT"},
+            {"EventId": "C", "Resources": [me], "NotBefore": "Fri, 31 Dec 9999 23:59:59 -0100"}]}))),
+        ("nan_wait", {"wait_for": ["Reboot"], "wait_timeout": "nan"}, keep_going),
+        ("inf_first", {"first_call_timeout": "inf"}, keep_going),
+        ("nan_poll", {"wait_for": ["Reboot"], "poll_interval": "nan"}, keep_going),
+        ("huge_poll", {"wait_for": ["Reboot"], "poll_interval": 1e308}, keep_going),
+    ), extra_vars={"endpoint": emu.url}, timeout=120).check()
+    assert time.monotonic() - started < 100  # no endless wait
+    assert "Traceback" not in result.output
+    results = result.read_json("results.json")
+    assert results["superscript"]["failed"] and "DocumentIncarnation '²' is not a whole number" in \
+        results["superscript"]["msg"]
+    assert results["arabic"]["failed"] and "DurationInSeconds '١٢', which is not a whole number" in \
+        results["arabic"]["msg"]
+    far = results["far_future"]
+    assert not far.get("failed") and [e["not_before_utc"] for e in far["events"]] == [None, None]
+    assert "Scheduled events B, C: NotBefore 'Mon, 01 Jan 99999 00:00:00 GMT' is not a date" in result.output
+    assert results["nan_wait"]["msg"] == "wait_timeout must be a finite number of seconds, not nan."
+    assert results["inf_first"]["msg"] == "first_call_timeout must be a finite number of seconds, not inf."
+    assert results["nan_poll"]["msg"] == "poll_interval must be a finite number of seconds, not nan."
+    assert results["huge_poll"]["msg"].startswith("poll_interval must be at least 1 and at most 3600 seconds")
+    # the option errors made no request
+    assert events_requests(emu) == []

@@ -258,3 +258,210 @@ def broken_documents(draw) -> tuple[str, Any]:
     nics = draw(interface_lists(version))[:2]
     nics.insert(draw(st.integers(0, len(nics))), draw(st.one_of(scalars(), st.lists(scalars(), max_size=2))))
     return version, {"network": {"interface": nics}}
+
+
+# -- hostile input, by category -----------------------------------------------------------
+# What a broken or hostile server (or host) sends: text that forges terminal output, digits of
+# other scripts, nesting no parser should recurse into, NaN, values of no JSON type. Each
+# parser's property: any of it gives a result or the parser's own one-line error, in bounded time.
+
+TERMINAL_FORGERIES = ("\x1b[2J", "\x1b]0;title\x07", "\x1b[31m", "\r\n", "\n", "\r", "\u2028", "\u2029", "\u202e",
+                      "\x00", "\x7f", "\u200b", "\ufeff", "\x9b")
+FOREIGN_DIGITS = ("²", "١٢", "１２", "٣", "߂", "໑", "𝟘")
+
+
+@lru_cache(maxsize=None)
+def hostile_text(max_size: int = 30) -> st.SearchStrategy[str]:
+    """Text with terminal escapes, line breaks of every kind, bidi overrides, NUL, foreign digits; now and then huge."""
+    piece = st.one_of(st.sampled_from(TERMINAL_FORGERIES), st.sampled_from(FOREIGN_DIGITS), unicode_text(8),
+                      st.sampled_from(["ok: [localhost]", "FAILED!", "=>", "{", "}", "[", "]", ":", ";", "'", '"']))
+    short = st.lists(piece, max_size=max_size // 4 + 1).map("".join)
+    return st.one_of(short, st.builds(lambda text, n: text * n, short.filter(bool), st.integers(1000, HUGE)))
+
+
+def nested(levels: int, leaf: Any = "leaf", kind: str = "list") -> Any:
+    """A value ``levels`` containers deep, built without recursion."""
+    for dummy in range(levels):
+        leaf = [leaf] if kind == "list" else {"k": leaf}
+    return leaf
+
+
+@lru_cache(maxsize=None)
+def deep_values() -> st.SearchStrategy[Any]:
+    """Values nested from just under 64 to thousands of levels: json.loads gives up to ~900 before RecursionError."""
+    return st.builds(nested, st.one_of(st.integers(60, 70), st.integers(200, 1000), st.integers(3000, 5000)),
+                     scalars(), st.sampled_from(["list", "dict"]))
+
+
+@lru_cache(maxsize=None)
+def not_json() -> st.SearchStrategy[Any]:
+    """What a caller may pass although no JSON parser returns it."""
+    return st.one_of(st.sampled_from([float("nan"), float("inf"), float("-inf")]),
+                     st.tuples(scalars()), st.binary(max_size=8), st.frozensets(st.integers(), max_size=2),
+                     st.just(object()))  # (a 5000-digit int breaks hypothesis's own reports: see the unit tests)
+
+
+@lru_cache(maxsize=None)
+def hostile_values(max_leaves: int = 20) -> st.SearchStrategy[Any]:
+    """Any value a hostile input can hold: JSON, hostile text, foreign digits, deep nesting, NaN, no JSON at all."""
+    leaf = st.one_of(scalars(), hostile_text(), st.sampled_from(FOREIGN_DIGITS), not_json())
+    shallow = st.recursive(leaf, lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(hostile_text(8), st.sampled_from(_NAMES)), inner, max_size=4),
+    ), max_leaves=max_leaves)
+    return st.one_of(shallow, deep_values())
+
+
+# -- scheduled events ---------------------------------------------------------------------
+
+RFC1123_LOOKING = st.one_of(
+    st.builds(lambda d, m, y, h, z: f"Mon, {d:02d} {m} {y:04d} {h:02d}:26:58 {z}", st.integers(0, 99),
+              st.sampled_from(["Jan", "Apr", "Foo", "Dec"]), st.integers(0, 99999), st.integers(0, 99),
+              st.sampled_from(["GMT", "+0000", "-0100", "+9999", "+99999999999999999999", "UT", "XYZ"])),
+    st.sampled_from(["Mon, 99 Foo", "", " ", "Fri, 31 Dec 9999 23:59:59 -0100", "0001-01-01T00:00:00+01:00",
+                     "9999-12-31T23:59:59-01:00", "2022-04-11T22:26:58Z", "Mon, 11 Apr 2022 22:26:58 GMT"]),
+)
+
+
+@st.composite
+def events_documents(draw) -> Any:
+    """A scheduled-events document, from well-formed to hostile: every field may be of any kind."""
+    def field(normal: st.SearchStrategy[Any]) -> Any:
+        return draw(st.one_of(normal, normal, normal, hostile_values(4)))
+
+    events = []
+    for index in range(draw(st.integers(0, 6))):
+        event = {
+            "EventId": field(st.one_of(st.uuids().map(str), hostile_text(), st.just(f"E-{index}"))),
+            "EventType": field(st.sampled_from(["Freeze", "Reboot", "Redeploy", "Preempt", "Terminate", "Hibernate"])),
+            "ResourceType": field(st.just("VirtualMachine")),
+            "Resources": field(st.lists(st.one_of(st.sampled_from(["vm1", "VM1", "vm2"]), hostile_text()),
+                                        max_size=4)),
+            "EventStatus": field(st.sampled_from(["Scheduled", "Started"])),
+            "NotBefore": field(RFC1123_LOOKING),
+            "Description": field(hostile_text()),
+            "EventSource": field(st.sampled_from(["Platform", "User"])),
+            "DurationInSeconds": field(st.one_of(st.integers(-5, 10 ** 10), NUMERIC_LOOKING,
+                                                 st.sampled_from(FOREIGN_DIGITS))),
+        }
+        keep = draw(st.lists(st.sampled_from(sorted(event)), unique=True, min_size=0, max_size=len(event)))
+        events.append({key: event[key] for key in event if key in keep or key == "EventId"})
+    document: Any = {"DocumentIncarnation": field(st.one_of(st.integers(0, 10 ** 6), NUMERIC_LOOKING,
+                                                            st.sampled_from(FOREIGN_DIGITS))),
+                     "Events": draw(st.one_of(st.just(events), st.just(events), hostile_values(4)))}
+    if draw(st.integers(0, 9)) == 0:
+        document = draw(hostile_values(6))
+    return document
+
+
+# -- routing tables -----------------------------------------------------------------------
+
+ROUTE_PRINT_LINES = (
+    "=" * 75, "Interface List", "  6...00 0d 3a 1b 2c 3d ......Microsoft Hyper-V Network Adapter", "",
+    "IPv4 Route Table", "Active Routes:", "Network Destination        Netmask          Gateway       Interface  Metric",
+    "          0.0.0.0          0.0.0.0         10.0.1.1        10.0.1.10    266",
+    "      169.254.0.0      255.255.0.0         On-link     169.254.1.156    271",
+    "  169.254.169.254  255.255.255.255         On-link         10.0.1.10     11",
+    "        127.0.0.0        255.0.0.0         On-link         127.0.0.1    331",
+    "         10.0.1.0  255.255.255.192   Auf Verbindung         10.0.1.10    266",
+    "Persistent Routes:", "  Network Address          Netmask  Gateway Address  Metric",
+    "  169.254.169.254  255.255.255.255        10.0.1.10       1", "          0.0.0.0          0.0.0.0  10.0.1.1  Default",
+    "  None", "IPv6 Route Table", "  1    331 ::1/128                  On-link",
+    "  999.0.0.0  255.0.0.0  On-link  10.0.1.10  1", "  0.0.0.0  0.0.0.0  10.0.1.1  10.0.1.10  ٢٦٦",
+    "  10.0.0.0  255.0.255.0  On-link  10.0.1.10  1", "The requested operation requires elevation.",
+)
+
+
+@st.composite
+def route_print_texts(draw) -> Any:
+    """``route print`` output: real lines in any order, garbled lines, cut anywhere; now and then bytes or no text."""
+    lines = draw(st.lists(st.one_of(st.sampled_from(ROUTE_PRINT_LINES), st.sampled_from(ROUTE_PRINT_LINES),
+                                    hostile_text(20)), max_size=30))
+    text = "\n".join(lines) + draw(st.sampled_from(["", "\n", "\r\n"]))
+    text = text[:draw(st.integers(0, len(text)))] if draw(st.booleans()) else text
+    choice = draw(st.integers(0, 19))
+    if choice == 0:
+        return text.encode("utf-8") + draw(st.binary(max_size=4))
+    if choice == 1:
+        return draw(hostile_values(4))
+    return text
+
+
+IP_ROUTE_KEYS = ("dst", "dev", "gateway", "prefsrc", "protocol", "scope", "metric", "type", "flags", "nexthops", "via")
+IP_ROUTE_VALUES = st.sampled_from(["default", "10.0.1.0/26", "169.254.0.0/16", "169.254.169.254", "eth0", "clus0",
+                                   "10.0.1.1", "10.0.1.10", "kernel", "static", "blackhole", "local", "unicast",
+                                   "fe80::/64", "fe80::1", "10.0.0.0/33", "eth 0", "inet6"])
+
+
+@st.composite
+def ip_route_outputs(draw) -> Any:
+    """``ip -j route`` output: entries with real and hostile fields, as data, JSON text, cut text or bytes."""
+    value = st.one_of(IP_ROUTE_VALUES, IP_ROUTE_VALUES, st.integers(-1, 2 ** 33), hostile_values(3),
+                      st.lists(st.dictionaries(st.sampled_from(["dev", "gateway", "weight", "family", "host"]),
+                                               st.one_of(IP_ROUTE_VALUES, hostile_values(2)), max_size=3), max_size=3))
+    entries = draw(st.lists(st.dictionaries(st.sampled_from(IP_ROUTE_KEYS), value, max_size=6), max_size=6))
+    return _as_output(draw, entries)
+
+
+@st.composite
+def ip_addr_outputs(draw) -> Any:
+    """``ip -j addr`` output, in the same forms."""
+    info = st.dictionaries(st.sampled_from(["family", "local", "prefixlen", "scope"]),
+                           st.one_of(st.sampled_from(["inet", "inet6", "10.0.1.10", "169.254.1.156", "fe80::1"]),
+                                     st.integers(-1, 40), hostile_values(2)), max_size=4)
+    link = st.dictionaries(st.sampled_from(["ifname", "addr_info", "flags"]),
+                           st.one_of(st.sampled_from(["eth0", "clus0", "lo"]), st.lists(info, max_size=3),
+                                     hostile_values(2)), max_size=3)
+    return _as_output(draw, draw(st.lists(link, max_size=4)))
+
+
+def _as_output(draw, entries: list) -> Any:
+    import json
+
+    form = draw(st.integers(0, 9))
+    if form == 0:
+        return draw(hostile_values(4))
+    try:
+        text = json.dumps(entries)
+    except (TypeError, ValueError, RecursionError):
+        return entries
+    if form in (1, 2):
+        return text
+    if form == 3:
+        return text[:draw(st.integers(0, len(text)))]
+    if form == 4:
+        return text.encode("utf-8") + draw(st.binary(max_size=3))
+    return entries
+
+
+# -- host variables, as an inventory may give them --------------------------------------------
+
+CONNECTIONS = ("local", "ssh", "paramiko", "paramiko_ssh", "smart", "winrm", "psrp", "ansible.builtin.ssh",
+               "ansible.legacy.local", "community.docker.docker", "containers.podman.podman", "kubernetes.core.kubectl",
+               "ansible.netcommon.network_cli", "", "sshx")
+ADDRESSES = ("localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "0.0.0.0", "::ffff:127.0.0.1", "192.0.2.10",
+             "vm1", "localhost.localdomain", "LOCALHOST", "")
+SSH_ARGUMENTS = ("-o ProxyJump=bastion", "-J bastion", "-oProxyCommand=nc %h %p", "-o ProxyJump=none", "-p 2222",
+                 "-p 22", "-F cfg", "-W h:22", "-C -o ControlMaster=auto", "-o HostName=x", "-o 'Port 22'",
+                 "-o Port=2222", "-vJb", "'", "-o", "-p", "-J")
+
+
+@st.composite
+def host_variables(draw) -> dict[str, Any]:
+    """A host's connection variables: real, odd and hostile values for every name the plugins read."""
+    names = {
+        "ansible_connection": st.sampled_from(CONNECTIONS),
+        "ansible_host": st.sampled_from(ADDRESSES), "ansible_ssh_host": st.sampled_from(ADDRESSES),
+        "ansible_paramiko_host": st.sampled_from(ADDRESSES), "ansible_winrm_host": st.sampled_from(ADDRESSES),
+        "ansible_port": st.one_of(st.sampled_from([22, "22", 2222, "2222", 0, -1, "x"]), st.integers()),
+        "ansible_ssh_port": st.sampled_from([22, 2200]), "ansible_paramiko_port": st.sampled_from([22, 2022]),
+        "ansible_ssh_args": st.sampled_from(SSH_ARGUMENTS), "ansible_ssh_common_args": st.sampled_from(SSH_ARGUMENTS),
+        "ansible_ssh_extra_args": st.sampled_from(SSH_ARGUMENTS),
+        "ansible_paramiko_proxy_command": st.sampled_from(["", "ssh -W %h:%p bastion"]),
+        "ansible_user": st.sampled_from(["root", "deploy"]),
+    }
+    chosen = draw(st.lists(st.sampled_from(sorted(names)), unique=True, max_size=6))
+    result = {}
+    for name in chosen:
+        result[name] = draw(st.one_of(names[name], names[name], names[name], hostile_values(2)))
+    return result

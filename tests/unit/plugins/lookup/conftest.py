@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import yaml
 from ansible import constants as C
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 from ansible.utils.plugin_docs import add_fragments
 
 from ansible_collections.imds.azure.plugins.doc_fragments.imds import ModuleDocFragment
@@ -114,7 +116,8 @@ def lookup():
     C.config.initialize_plugin_configuration_definitions("lookup", LOAD_NAME, option_definitions())
 
     def run(terms, variables=None, **options):
-        plugin = metadata.LookupModule()
+        # a templar over the variables, as ansible-core gives every lookup
+        plugin = metadata.LookupModule(templar=Templar(loader=DataLoader(), variables=variables or {}))
         plugin._load_name = LOAD_NAME
         plugin.ansible_name = "imds.azure.metadata"
         options.setdefault("endpoint", ENDPOINT)
@@ -124,6 +127,15 @@ def lookup():
 
 
 LOCALHOST = {"inventory_hostname": "localhost", "ansible_connection": "local"}
+
+
+def trusted(text):
+    """A template as it comes from an inventory: trusted on ansible-core 2.19+ (earlier: any string)."""
+    try:
+        from ansible.template import trust_as_template
+    except ImportError:  # ansible-core < 2.19 templates every string
+        return text
+    return trust_as_template(text)
 
 
 def remote(name="vm1", facts=None, **extra):

@@ -136,6 +136,19 @@ def test_delegation_does_not_change_whom_the_lookup_answers_for(lookup, imds):
     assert fake.calls == []
 
 
+def test_delegation_to_the_controller_does_not_make_the_host_the_controller(lookup, imds):
+    """With delegate_to, Ansible fills the connection variables the host lacks (ansible_ssh_host, ansible_port)
+    with the delegated host's: the decision reads the host's own variables from hostvars."""
+    fake = imds("linux")
+    own = remote()
+    variables = {**own, "ansible_ssh_host": "localhost", "ansible_port": None,
+                 "ansible_delegated_vars": {"localhost": {"ansible_connection": "local", "ansible_host": "localhost"}},
+                 "hostvars": {"vm1": own}}
+    message = error_of(lookup, "compute/vmId", variables, source="live")
+    assert "host vm1 is not the controller (its ansible_connection is ssh to 192.0.2.10)" in message
+    assert fake.calls == []
+
+
 def test_host_option_reads_another_hosts_facts(lookup, imds):
     fake = imds("linux")
     hostvars = {"vm2": {"inventory_hostname": "vm2", "ansible_host": "192.0.2.11", "ansible_facts": facts("windows")}}
@@ -570,3 +583,126 @@ def test_a_list_of_paths_counts_as_that_many_terms(lookup, imds):
     assert lookup([["compute/vmId", "compute/osType"], "compute/zone"], LOCALHOST) == [LINUX_VM_ID, "Linux", "2"]
     assert len(fake.calls) == 1
     assert "is a list" in error_of(lookup, [[["compute/vmId"]]], LOCALHOST)
+
+
+# -- whom the live source may answer for: loopback is not enough ------------------------------
+
+def forwarded(**extra):
+    """A host reached through 127.0.0.1:2222, as Vagrant, a container's port or a tunnel gives it."""
+    return {"inventory_hostname": "box", "ansible_host": "127.0.0.1", "ansible_port": 2222, "ansible_facts": {},
+            **extra}
+
+
+@pytest.mark.parametrize("variables, why", [
+    (forwarded(), "ssh to the loopback address 127.0.0.1, but its port is 2222"),
+    ({"inventory_hostname": "localhost", "ansible_connection": "ssh",
+      "ansible_ssh_common_args": "-o ProxyJump=bastion"}, "its ssh_common_args sets ProxyJump"),
+    ({"inventory_hostname": "win", "ansible_connection": "winrm", "ansible_host": "127.0.0.1"},
+     "a port forwarded to a Windows machine"),
+])
+def test_loopback_hosts_that_are_other_machines_get_no_live_answer(lookup, imds, variables, why):
+    fake = imds("linux")
+    message = error_of(lookup, "compute/vmId", variables)
+    assert "it is not the controller" in message and why in message
+    assert "imds_azure_lookup_host_is_controller" in message or "Windows" in message
+    message = error_of(lookup, "identity/oauth2/token", variables, resource="https://vault.azure.net")
+    assert "is not the controller" in message and why in message
+    assert fake.calls == []  # neither the controller's document nor its token
+
+
+@pytest.mark.parametrize("value", [True, "true", "yes", 1])
+def test_the_host_variable_lets_a_forwarded_host_be_the_controller(lookup, imds, value):
+    fake = imds("linux")
+    assert lookup("compute/vmId", forwarded(imds_azure_lookup_host_is_controller=value)) == [LINUX_VM_ID]
+    assert fake.paths() == ["/metadata/instance"]
+
+
+@pytest.mark.parametrize("value", [False, "false", "no"])
+def test_the_host_variable_can_say_a_local_host_is_not_the_controller(lookup, imds, value):
+    fake = imds("linux")
+    message = error_of(lookup, "compute/vmId", {**LOCALHOST, "imds_azure_lookup_host_is_controller": value})
+    assert "its imds_azure_lookup_host_is_controller is false" in message and fake.calls == []
+
+
+@pytest.mark.parametrize("value", ["maybe", [], "2"])
+def test_the_host_variable_must_be_a_boolean(lookup, imds, value):
+    imds("linux")
+    message = error_of(lookup, "compute/vmId", {**LOCALHOST, "imds_azure_lookup_host_is_controller": value})
+    assert message.startswith("imds_azure_lookup_host_is_controller of host localhost must be true or false")
+
+
+def test_host_variables_are_templated_before_the_decision(lookup, imds):
+    from .conftest import trusted
+
+    fake = imds("linux")
+    far = {"inventory_hostname": "tpl", "ansible_connection": "ssh", "ansible_host": trusted("{{ real_address }}"),
+           "real_address": "192.0.2.50", "ansible_facts": {}}
+    assert "ssh to 192.0.2.50" in error_of(lookup, "compute/vmId", far)
+    near = {**far, "real_address": "127.0.0.1", "ansible_port": trusted("{{ real_port }}"), "real_port": 2222}
+    assert "127.0.0.1, but its port is 2222" in error_of(lookup, "compute/vmId", near)
+    local = {**far, "ansible_connection": trusted("{{ how }}"), "how": "local"}
+    assert lookup("compute/vmId", local) == [LINUX_VM_ID]
+    assert fake.paths() == ["/metadata/instance"]
+
+
+def test_facts_need_no_decision_even_with_broken_connection_variables(lookup, imds):
+    from .conftest import trusted
+
+    fake = imds("linux")
+    variables = remote(facts=facts("windows"), ansible_host=trusted("{{ undefined_variable }}"))
+    assert lookup("compute/vmId", variables) == [WINDOWS_VM_ID] and fake.calls == []
+    message = error_of(lookup, "compute/vmId", {**variables, "ansible_facts": {}})
+    assert "its connection settings cannot be read" in message and "undefined_variable" in message
+
+
+# -- documents in gathered facts that no IMDS sends --------------------------------------------
+
+def deep(levels):
+    value = "leaf"
+    for dummy in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("levels", [250, 900, 50_000])
+def test_facts_nested_deeper_than_any_document_are_a_one_line_error(lookup, imds, levels):
+    imds("linux")
+    gathered = facts("linux")
+    gathered["azure_metadata"]["network"]["future"] = deep(levels)
+    variables = remote(facts=gathered)
+    message = error_of(lookup, "network", variables)
+    assert message == ("The facts of host vm1 (ansible_facts['azure_metadata']) are not an IMDS instance document: "
+                       "network is nested more than 64 levels deep; an IMDS instance document is not. Gather them "
+                       "again with imds.azure.metadata_facts.")
+    assert "nested more than" in error_of(lookup, "compute/vmId", variables)  # any path: the document is refused
+
+
+def test_live_document_nested_too_deep_or_with_nan_is_an_error_not_a_traceback(lookup, imds, monkeypatch):
+    from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
+
+    imds("linux")
+    real = ImdsClient.instance
+
+    def poisoned(self, *args, **kwargs):
+        response = real(self, *args, **kwargs)
+        response.data["extended"] = deep(900)
+        return response
+
+    monkeypatch.setattr(ImdsClient, "instance", poisoned)
+    message = error_of(lookup, "compute/vmId", LOCALHOST)
+    assert "not an instance document (extended is nested more than 64 levels deep" in message
+
+
+# -- text from the document, escaped in messages -------------------------------------------------
+
+def test_path_not_found_shows_keys_and_values_escaped(lookup, imds):
+    imds("linux")
+    gathered = facts("linux")
+    gathered["azure_metadata"]["compute"]["\x1b]0;owned\x07key\u202e"] = "v"
+    gathered["azure_metadata"]["compute"]["name"] = "\x1b[2J\r\nforged line\u2028"
+    variables = remote(facts=gathered)
+    for term in ("compute/noSuchField", "compute/name/below", "compute/\x1b[31m"):
+        message = error_of(lookup, term, variables)
+        assert message.isprintable(), message
+    assert "\\x1b[2J\\r\\nforged line\\u2028" in error_of(lookup, "compute/name/below", variables)
+    assert "\\x1b]0;owned\\x07key\\u202e" in error_of(lookup, "compute/noSuchField", variables)

@@ -407,3 +407,137 @@ def test_client_default_table_is_unchanged(make_client):
     c = make_client(t)
     assert c.api_version == NEWEST
     assert c.instance().api_version == "2019-08-01"  # 2020-07-01 is no instance version
+
+
+# -- hostile documents: numbers, dates, sizes, text for the terminal ----------------------
+
+HOSTILE_TEXT = ["\x1b[2J", "\x1b]0;title\x07", "line\r\nforged: ok", "a\u2028b", "\u202etxt.exe", "nul\x00byte"]
+
+
+def one(**fields):
+    return {"DocumentIncarnation": 1, "Events": [dict({"EventId": "E-1", "Resources": ["vm1"]}, **fields)]}
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "１２", "٣", "1²", " 5", "5 ", "+", "-", "0x10", "1e3", "9" * 19,
+                                   float("inf"), float("nan"), 1.5, [], {}, True])
+def test_duration_and_incarnation_are_ascii_whole_numbers(value):
+    """str.isdigit() says yes to "²" and "١٢", and int() then raises or reads them: neither is IMDS's number."""
+    with pytest.raises(EventsDocumentError, match="DurationInSeconds .* is not a whole number"):
+        parse_document(one(DurationInSeconds=value), 0.0)
+    with pytest.raises(EventsDocumentError, match="DocumentIncarnation .* is not a whole number"):
+        parse_document({"DocumentIncarnation": value, "Events": []}, 0.0)
+
+
+@pytest.mark.parametrize("value, expected", [("-1", None), (-1, None), ("0", 0), ("+7", 7), (5.0, 5), (-5, None),
+                                             ("000123", 123), (10 ** 9, 10 ** 9)])
+def test_duration_numbers_that_are_read(value, expected):
+    assert parse_document(one(DurationInSeconds=value), 0.0).events[0]["duration_in_seconds"] == expected
+
+
+def test_an_absurd_duration_is_refused_in_one_line():
+    with pytest.raises(EventsDocumentError) as exc:
+        parse_document(one(DurationInSeconds=10 ** 400), 0.0)
+    assert "more than 1000000000 seconds" in str(exc.value) and "digits" in str(exc.value)
+    assert len(str(exc.value)) < 200
+
+
+@pytest.mark.parametrize("value", [-1, "-3", "²"])
+def test_incarnation_is_never_negative_nor_foreign(value):
+    with pytest.raises(EventsDocumentError, match="DocumentIncarnation"):
+        parse_document({"DocumentIncarnation": value, "Events": []}, 0.0)
+
+
+@pytest.mark.parametrize("value", [
+    "Mon, 01 Jan 0000 00:00:00 GMT",  # year 0 (email.utils would read it as 2000)
+    "Mon, 01 Jan 0001 00:00:00 GMT",  # year 1 (email.utils reads it as 2001)
+    "Mon, 01 Jan 0099 00:00:00 GMT",
+    "Mon, 01 Jan 99999 00:00:00 GMT",  # past datetime's range
+    "Fri, 31 Dec 9999 23:59:59 -0100",  # in range locally, past it in UTC
+    "Mon, 99 Foo",
+    "Mon, 11 Apr 2022 99999999999999999999:00:00 GMT",
+    "Mon, 11 Apr 2022 22:26:58 +99999999999999999999",
+    "Mon, 11 Apr 2022 22:26:58 +9999",
+    "Mon, 11 Apr 22 22:26:58 GMT",  # a two-digit year: RFC 1123 has four
+    "Mon, 11 Apr 2022 25:61:61 GMT",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "２０２２-04-11T22:26:58Z",
+    "Mon, 11 Apr 2022 22:26:58 GMT" + " " * 100 + "x",
+    "x" * 1_000_000,
+])
+def test_not_before_out_of_range_or_absurd_is_no_date(value):
+    with pytest.raises(ValueError, match="is not a date"):
+        not_before(value, 0.0)
+    parsed = parse_document(one(NotBefore=value), 0.0)
+    assert parsed.events[0]["not_before_utc"] is None and parsed.events[0]["seconds_until_not_before"] is None
+    assert len(parsed.warnings) == 1 and len(parsed.warnings[0]) < 400
+
+
+@pytest.mark.parametrize("value, iso", [
+    ("Mon, 01 Jan 1000 00:00:00 GMT", "1000-01-01T00:00:00Z"),  # far, but dates
+    ("Fri, 31 Dec 9999 23:59:59 GMT", "9999-12-31T23:59:59Z"),
+    ("0005-06-07T08:09:10Z", "0005-06-07T08:09:10Z"),  # four digits, also before year 1000
+])
+def test_dates_at_the_edges_of_the_range(value, iso):
+    assert not_before(value, 0.0)[0] == iso
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_server_text_in_messages_is_escaped(text):
+    event_id = f"ID{text}"
+    messages = []
+    for document in (
+        {"DocumentIncarnation": 1, "Events": [{"EventId": event_id}, {"EventId": event_id}]},  # listed twice
+        one(EventId=event_id, EventType=[text]),
+        one(EventId=event_id, Resources=text),
+        one(EventId=event_id, DurationInSeconds=text),
+        {"DocumentIncarnation": text, "Events": []},
+        {text: 1},
+    ):
+        with pytest.raises(EventsDocumentError) as exc:
+            parse_document(document, 0.0)
+        messages.append(str(exc.value))
+    parsed = parse_document(one(EventId=event_id, NotBefore=text, EventType=text), 0.0)
+    messages += parsed.warnings
+    messages.append(describe([event_id], parsed.events))
+    for message in messages:
+        assert message.isprintable(), message
+    assert parsed.events[0]["event_id"] == event_id  # the data keeps what IMDS sent
+
+
+def test_describe_is_bounded_and_printable():
+    ids = [f"E{n}\x1b[31m" for n in range(5000)]
+    text = describe(ids, [])
+    assert text.isprintable() and text.endswith(" and 4990 more") and len(text) < 400
+    assert describe(["x" * 1_000_000], []).endswith("...")
+
+
+def test_huge_documents_take_linear_work_and_give_short_messages():
+    import time
+
+    many = {"DocumentIncarnation": 7, "Events": [
+        {"EventId": f"E-{n}", "EventType": "Freeze", "Resources": [f"vm{n % 50}"], "EventStatus": "Scheduled",
+         "NotBefore": "later" if n % 2 else "Mon, 11 Apr 2022 22:26:58 GMT"} for n in range(20_000)]}
+    started = time.process_time()
+    parsed = parse_document(many, 0.0, vm_name="VM3")
+    assert len(parsed.events) == 20_000 and sum(e["for_this_vm"] for e in parsed.events) == 400
+    assert len(parsed.warnings) == 1 and "and 9995 more" in parsed.warnings[0] and len(parsed.warnings[0]) < 500
+    assert len(plan_approval(parsed.events, [APPROVE_ALL]).approve) == 400
+    big_id = "B" * (1 << 20)
+    resources = [f"vm-{n}" for n in range(100_000)]
+    parsed = parse_document(one(EventId=big_id, Resources=resources + ["vm1"]), 0.0, vm_name="VM1")
+    assert parsed.events[0]["for_this_vm"] is True and parsed.events[0]["event_id"] == big_id
+    with pytest.raises(EventsDocumentError) as exc:
+        parse_document({"DocumentIncarnation": 1, "Events": [{"EventId": big_id}, {"EventId": big_id}]}, 0.0)
+    assert len(str(exc.value)) < 200
+    with pytest.raises(EventsDocumentError) as exc:
+        parse_document(one(EventId=big_id, Resources=resources + [5]), 0.0)
+    assert "a list of 100001 items" in str(exc.value) and len(str(exc.value)) < 200
+    assert time.process_time() - started < 30  # linear: a few seconds at most, never quadratic
+
+
+@pytest.mark.parametrize("timeout, interval", [(float("nan"), 1), (float("inf"), 1), (-1, 1), (5, 0), (5, -1),
+                                               (5, float("nan")), (5, float("inf"))])
+def test_poll_until_refuses_waits_that_never_end(timeout, interval):
+    with pytest.raises(ValueError, match="finite timeout"):
+        poll_until(lambda: None, lambda answer: False, timeout, interval, lambda: 0.0, lambda seconds: None)

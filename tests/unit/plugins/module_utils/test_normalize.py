@@ -12,6 +12,8 @@ import pytest
 from ansible_collections.imds.azure.plugins.module_utils._normalize import (
     MAX_DEPTH,
     ImdsDocumentError,
+    facts_warnings,
+    missing_by_api_version,
     normalize,
     snake_case,
 )
@@ -497,7 +499,8 @@ def test_tags_list_non_string_values_become_their_json_text():
     compute = {"tagsList": [{"name": "n", "value": 5}, {"name": "b", "value": True}, {"name": "none", "value": None},
                             {"name": "missing"}, {"name": 7, "value": "skipped"}]}
     facts = normalize({"compute": compute}, "2021-02-01")
-    assert facts["ansible_azure_tags"] == {"n": "5", "b": "true", "none": "", "missing": ""}
+    # a name that is a number is kept under its JSON text (it used to vanish without a word)
+    assert facts["ansible_azure_tags"] == {"n": "5", "b": "true", "none": "", "missing": "", "7": "skipped"}
 
 
 def test_flags_and_numbers_sent_as_json_types():
@@ -759,3 +762,138 @@ def test_normalize_is_pure_and_deterministic(name):
     assert json.dumps(document) == before
     assert json.dumps(first) == json.dumps(second)
     assert normalize(document, "2021-02-01", include_user_data=1) == first  # truthy is enough
+
+
+# --- hostile documents: depth anywhere, NaN, what is no JSON ------------------------------
+
+
+def nested(levels: int, leaf: object = "leaf", container: str = "dict") -> object:
+    """A value ``levels`` containers deep, built without recursion."""
+    for dummy in range(levels):
+        leaf = {"level": leaf} if container == "dict" else [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 250, 900, 100_000])
+@pytest.mark.parametrize("where", ["network", "extended", "compute"])
+@pytest.mark.parametrize("container", ["dict", "list"])
+def test_nesting_too_deep_anywhere_is_one_line_error(levels, where, container):
+    """Deep JSON outside compute used to be passed through into azure_metadata and break Ansible's output."""
+    document = {"compute": {"vmId": "x"}, "network": {"interface": []}}
+    document[where] = {"future": nested(levels, container=container)}
+    with pytest.raises(ImdsDocumentError) as caught:
+        normalize(document, "2025-04-07")
+    assert str(caught.value) == (f"{where} is nested more than {MAX_DEPTH} levels deep; an IMDS instance document "
+                                 "is not")
+
+
+def test_nesting_up_to_the_limit_is_kept_everywhere():
+    for where in ("network", "extended"):
+        document = {"compute": {}, where: {"future": nested(MAX_DEPTH - 2)}}
+        facts = normalize(document, "2025-04-07")
+        assert facts["ansible_azure_metadata"][where] == document[where]
+        json.dumps(facts)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("where", [("compute", "platformFaultDomain"), ("compute", "future"),
+                                   ("network", "future"), ("extended", "x")])
+def test_nan_and_infinity_are_refused_wherever_they_are(value, where):
+    document = {"compute": {}, "network": {"interface": []}}
+    document.setdefault(where[0], {})[where[1]] = [1, {"deep": value}]
+    with pytest.raises(ImdsDocumentError) as caught:
+        normalize(document, "2025-04-07")
+    message = str(caught.value)
+    assert f"{where[0]}.{where[1]}[1].deep is {value}, which is not JSON" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("value", [("a", "tuple"), {1, 2}, b"bytes", object(), complex(1, 2)])
+def test_values_of_no_json_type_are_refused(value):
+    with pytest.raises(ImdsDocumentError, match="which is no JSON value"):
+        normalize({"compute": {"x": value}}, "2025-04-07")
+
+
+def test_numbers_too_long_to_write_as_json_are_refused():
+    with pytest.raises(ImdsDocumentError, match="network.x is a number of more than 4000 digits"):
+        normalize({"compute": {}, "network": {"x": 10 ** 5000}}, "2025-04-07")
+    json.dumps(normalize({"compute": {"platformFaultDomain": 10 ** 3000}}, "2025-04-07"))
+
+
+def test_a_key_with_escapes_is_shown_escaped_in_the_depth_error():
+    key = "\x1b[2Jnet\r\nwork\u202e"
+    with pytest.raises(ImdsDocumentError) as caught:
+        normalize({"compute": {}, key: nested(MAX_DEPTH + 1)}, "2025-04-07")
+    assert str(caught.value).isprintable() and "\\x1b[2J" in str(caught.value)
+
+
+# --- fields missing because of the api-version --------------------------------------------
+
+
+def emulator_document(version: str) -> dict:
+    from imds_emulator import Emulator, document_for_version  # the independent oracle, its own version table
+
+    return document_for_version(Emulator(profile="linux").document, version)
+
+
+def test_an_old_api_version_says_which_facts_it_lacks():
+    facts = normalize(emulator_document("2017-08-01"), "2017-08-01")
+    missing = facts["ansible_azure_missing_by_api_version"]
+    for field in ("compute.zone", "compute.tagsList", "compute.storageProfile", "compute.azEnvironment",
+                  "compute.vmScaleSetName", "compute.securityProfile"):
+        assert field in missing
+    assert "compute.tags" not in missing and "compute.vmId" not in missing  # 2017-08-01 has them
+    assert not any(field.startswith("compute.storageProfile.") for field in missing)  # the outermost only
+    assert "compute.userData" not in missing  # not asked for
+    assert facts["ansible_azure_zone"] is None  # tags still come from the tags string (2017-08-01)
+    [warning] = facts_warnings(facts)
+    assert warning.startswith("IMDS answered with api-version 2017-08-01, which predates compute.vmScaleSetName "
+                              "(since 2017-12-01), compute.zone (since 2017-12-01)")
+    assert "not because the VM lacks them" in warning and f"and {len(missing) - 8} more" in warning
+    assert warning.isprintable()
+
+
+def test_fields_below_a_present_object_are_listed_where_the_version_lacks_them():
+    document = emulator_document("2021-02-01")
+    assert document["compute"]["storageProfile"]["dataDisks"], "the profile has data disks"
+    missing = normalize(document, "2021-02-01")["ansible_azure_missing_by_api_version"]
+    assert "compute.storageProfile.dataDisks[].diskCapacityBytes" in missing  # 2021-05-01
+    assert "compute.securityProfile.encryptionAtHost" in missing  # 2021-11-01
+    assert "compute.storageProfile" not in missing and "compute.tagsList" not in missing
+
+
+def test_the_newest_version_lacks_nothing_and_a_field_sent_anyway_is_not_missing():
+    facts = normalize(emulator_document("2025-04-07"), "2025-04-07")
+    assert facts["ansible_azure_missing_by_api_version"] == [] and facts_warnings(facts) == []
+    assert missing_by_api_version({"compute": {"zone": "1"}}, "2017-08-01").count("compute.zone") == 0
+    assert "compute.zone" in missing_by_api_version({"compute": {}}, "2017-08-01")
+    assert "compute.userData" in missing_by_api_version({"compute": {}}, "2020-12-01", include_user_data=True)
+
+
+@pytest.mark.parametrize("version", ["", "latest", None, 5, "2017-13-01"])
+def test_an_api_version_that_is_no_date_lists_nothing(version):
+    assert missing_by_api_version({"compute": {}}, version) == []
+
+
+# --- tagsList entries whose name is no string ----------------------------------------------
+
+
+def test_tag_names_that_are_no_string_are_kept_under_their_json_text():
+    compute = {"tagsList": [{"name": 7, "value": "seven"}, {"name": True, "value": "t"}, {"name": 1.5, "value": "x"},
+                            {"name": {"a": 1}, "value": "obj"}, {"name": ["l"], "value": 2}]}
+    facts = normalize({"compute": compute}, "2025-04-07")
+    assert facts["ansible_azure_tags"] == {"7": "seven", "true": "t", "1.5": "x", '{"a": 1}': "obj", '["l"]': "2"}
+    assert facts_warnings(facts) == []
+
+
+def test_entries_that_name_no_tag_are_left_out_with_a_warning():
+    compute = {"tagsList": [{"name": "env", "value": "prod"}, {"name": None, "value": "a"}, {"value": "b"},
+                            {"name": "", "value": "c"}, "env:test", 5, None]}
+    facts = normalize({"compute": compute}, "2025-04-07")
+    assert facts["ansible_azure_tags"] == {"env": "prod"}
+    [warning] = facts_warnings(facts)
+    assert warning.startswith("compute.tagsList entries 1, 2, 3, 4, 5, 6 name no tag")
+    assert "ansible_facts['azure_metadata'] has the raw list" in warning
+    one = facts_warnings(normalize({"compute": {"tagsList": [{"value": "b"}]}}, "2025-04-07"))
+    assert one == ["compute.tagsList entry 0 names no tag (not an object, or a name that is missing, null or "
+                   "empty), so ansible_facts['azure_tags'] leaves it out; ansible_facts['azure_metadata'] has the raw "
+                   "list."]

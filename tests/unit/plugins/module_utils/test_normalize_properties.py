@@ -79,3 +79,42 @@ def test_snake_case_matches_the_two_pass_rule(name):
     from ansible_collections.imds.azure.plugins.module_utils._normalize import snake_case
 
     assert snake_case(name) == _two_pass_snake(name)
+
+
+# -- hostile documents: deep anywhere, NaN, no JSON at all, text that forges output -------------
+
+from ansible_collections.imds.azure.plugins.module_utils._normalize import facts_warnings  # noqa: E402
+from tests.utils.properties import assert_one_line, bounded  # noqa: E402
+from tests.utils.strategies import deep_values, hostile_values, instance_documents  # noqa: E402
+
+BOUNDED = bounded(150)
+
+
+def check_hostile(document: object, version: object, include_user_data: bool) -> None:
+    """A result that is plain JSON and fits the schema, or ImdsDocumentError with one printable line."""
+    try:
+        facts = normalize(document, version, include_user_data=include_user_data)  # type: ignore[arg-type]
+    except ImdsDocumentError as error:
+        assert_one_line(str(error))
+        return
+    json.dumps(facts, allow_nan=False)  # never NaN, never too deep for Ansible's output
+    for warning in facts_warnings(facts):
+        assert_one_line(warning)
+    if isinstance(version, str):
+        assert schema_errors(facts, limit=1000) == []
+
+
+@BOUNDED
+@given(st.fixed_dictionaries({}, optional={"compute": hostile_values(), "network": hostile_values(),
+                                           "extended": hostile_values()}),
+       st.sampled_from(["2017-04-02", "2019-06-01", "2025-04-07", "", "latest"]), st.booleans())
+def test_any_hostile_document_gives_facts_or_one_line(document, version, include_user_data):
+    check_hostile(document, version, include_user_data)
+
+
+@BOUNDED
+@given(instance_documents(), st.sampled_from(["compute", "network", "extended"]), deep_values(), st.booleans())
+def test_deep_nesting_anywhere_in_a_real_document_is_refused_in_one_line(drawn, where, deep, include_user_data):
+    version, document = drawn
+    document[where] = {"x": deep} if where != "network" else {**document.get("network", {}), "x": deep}
+    check_hostile(document, version, include_user_data)

@@ -166,3 +166,12 @@ def test_duplicate_key_becomes_warning(monkeypatch):
     result = run(monkeypatch, {"endpoint": "http://127.0.0.1:1"}, [HttpResponse(200, {}, body)])[0]
     assert result["ansible_facts"]["ansible_azure_vm_id"] == "b"
     assert result["warnings"] and "'vmId' twice" in result["warnings"][0]
+
+
+def test_fields_missing_because_of_the_api_version_are_named_in_a_warning(monkeypatch):
+    old = {"compute": {"vmId": "a", "name": "web0", "location": "westeurope"}, "network": {"interface": []}}
+    result = run(monkeypatch, {"endpoint": "http://127.0.0.1:1", "api_version": "2017-04-02"}, [ok(old)])[0]
+    facts = result["ansible_facts"]
+    assert "compute.zone" in facts["ansible_azure_missing_by_api_version"]
+    assert any("predates" in w and "compute.zone (since 2017-12-01)" in w for w in result["warnings"])
+    assert all("\n" not in w for w in result["warnings"])

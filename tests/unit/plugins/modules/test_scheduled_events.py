@@ -330,9 +330,20 @@ def test_wait_polls_through_a_throttled_answer(monkeypatch, clock):
 @pytest.mark.parametrize("args, needle", [
     ({"api_version": "2021-02-01"}, "not a scheduled-events api-version"),
     ({"api_version": "latest"}, "2017-08-01, 2017-11-01, 2019-01-01, 2019-04-01, 2019-08-01, 2020-07-01"),
-    ({"poll_interval": 0.2}, "poll_interval must be at least 1 second"),
-    ({"wait_timeout": -1}, "wait_timeout must be 0 or more"),
-    ({"first_call_timeout": 0}, "first_call_timeout must be more than 0"),
+    ({"poll_interval": 0.2}, "poll_interval must be at least 1 and at most 3600 seconds, not 0.2."),
+    ({"wait_timeout": -1}, "wait_timeout must be at least 0 and at most 604800 seconds, not -1."),
+    ({"first_call_timeout": 0}, "first_call_timeout must be greater than 0 and at most 3600 seconds, not 0."),
+    # numbers that would make a wait endless or raise: finite and bounded, one line each
+    ({"wait_timeout": "nan"}, "wait_timeout must be a finite number of seconds, not nan."),
+    ({"wait_timeout": "inf"}, "wait_timeout must be a finite number of seconds, not inf."),
+    ({"wait_timeout": 1e308}, "wait_timeout must be at least 0 and at most 604800 seconds, not 1e+308."),
+    ({"first_call_timeout": "inf"}, "first_call_timeout must be a finite number of seconds, not inf."),
+    ({"first_call_timeout": "-inf"}, "first_call_timeout must be a finite number of seconds"),
+    ({"poll_interval": "nan"}, "poll_interval must be a finite number of seconds, not nan."),
+    ({"poll_interval": "inf"}, "poll_interval must be a finite number of seconds, not inf."),
+    ({"poll_interval": 0}, "poll_interval must be at least 1 and at most 3600 seconds, not 0."),
+    ({"poll_interval": -1}, "poll_interval must be at least 1 and at most 3600 seconds, not -1."),
+    ({"poll_interval": 1e308}, "poll_interval must be at least 1 and at most 3600 seconds, not 1e+308."),
     ({"vm_name": " "}, "vm_name is empty"),
     ({"approve": ["all_for_this_vm", "A"]}, "all_for_this_vm alone"),
     ({"approve": ["A", ""]}, "empty event id"),
@@ -408,3 +419,43 @@ def test_unreadable_not_before_becomes_a_warning(monkeypatch, clock):
     result = run(monkeypatch, {}, FakeImds([doc(dict(ev("A"), NotBefore="soon"))]))
     assert not result["failed"] and result["events"][0]["not_before_utc"] is None
     assert len(result["warnings"]) == 1 and "'soon' is not a date" in result["warnings"][0]
+
+
+# -- server text on the terminal --------------------------------------------------------------
+
+FORGED = "\x1b[2J\x1b]0;title\x07\r\nok: [localhost] => forged\u2028\u202e\x00"
+
+
+def test_messages_escape_what_imds_sends(monkeypatch, clock):
+    """The VM name, event ids and types come from IMDS; every msg and warning shows them escaped."""
+    name = f"vm1{FORGED}"
+    hostile = [ev(f"A{FORGED}", f"Freeze{FORGED}", resources=[name]),
+               ev(f"B{FORGED}", resources=[name], status="Started"),
+               dict(ev(f"C{FORGED}", resources=[name]), NotBefore=FORGED)]
+    listed = run(monkeypatch, {}, FakeImds([doc(*hostile)], name=name))
+    approved = run(monkeypatch, {"approve": [f"a{FORGED}", f"B{FORGED}", f"gone{FORGED}"]},
+                   FakeImds([doc(*hostile)], name=name))
+    waited = run(monkeypatch, {"wait_for": ["Reboot"]}, FakeImds([doc(*hostile[1:])], name=name))
+    timed_out = run(monkeypatch, {"wait_for": ["Redeploy"], "wait_timeout": 2}, FakeImds([doc()], name=name))
+    for result in (listed, approved, waited, timed_out):
+        assert not result["failed"], result["msg"]
+        for text in [result["msg"], *result["warnings"]]:
+            assert text.isprintable(), text
+            assert "\\x1b[2J" in text
+    assert approved["approved"] == [f"A{FORGED}"]  # the data is what IMDS sent
+    assert listed["events"][0]["event_id"] == f"A{FORGED}"
+
+
+def test_a_broken_document_with_escapes_fails_in_one_printable_line(monkeypatch, clock):
+    body = json.dumps(doc(ev(f"A{FORGED}"), ev(f"a{FORGED}"))).encode()
+    result = run(monkeypatch, {"vm_name": "vm1"}, FakeImds([HttpResponse(200, {}, body)]))
+    assert result["failed"] and "is listed twice" in result["msg"]
+    assert result["msg"].isprintable()
+
+
+@pytest.mark.parametrize("value", ["²", "١٢"])
+def test_foreign_digits_fail_cleanly(monkeypatch, clock, value):
+    result = run(monkeypatch, {"vm_name": "vm1"}, FakeImds([doc(ev("A", DurationInSeconds=value))]))
+    assert result["failed"] and "DurationInSeconds" in result["msg"] and "is not a whole number" in result["msg"]
+    result = run(monkeypatch, {"vm_name": "vm1"}, FakeImds([{"DocumentIncarnation": value, "Events": []}]))
+    assert result["failed"] and "DocumentIncarnation" in result["msg"]

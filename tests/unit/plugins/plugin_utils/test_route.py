@@ -18,7 +18,7 @@ from ansible_collections.imds.azure.plugins.plugin_utils._route import (
 
 # The example from Microsoft's documentation, exactly as IMDS-REFERENCE.md quotes it: a
 # failover-cluster node whose cluster adapter (169.254.1.156) owns 169.254.0.0/16.
-SEED_TABLE = """\
+SEED_ROWS = """\
 Network Destination        Netmask          Gateway       Interface  Metric
           0.0.0.0          0.0.0.0         10.0.1.1        10.0.1.10    266
          10.0.1.0  255.255.255.192         On-link         10.0.1.10    266
@@ -38,6 +38,17 @@ Network Destination        Netmask          Gateway       Interface  Metric
   255.255.255.255  255.255.255.255         On-link     169.254.1.156    271
   255.255.255.255  255.255.255.255         On-link         10.0.1.10    266
 """
+SEPARATOR = "=" * 75
+
+
+def route_print(rows, persistent="  None\n"):
+    """``route print -4`` as Windows prints it around the Active Routes ``rows``: the filters need it whole."""
+    return (f"{SEPARATOR}\nInterface List\n  6...00 0d 3a 1b 2c 3d ......Microsoft Hyper-V Network Adapter\n"
+            f"  1...........................Software Loopback Interface 1\n{SEPARATOR}\n\nIPv4 Route Table\n"
+            f"{SEPARATOR}\nActive Routes:\n{rows}{SEPARATOR}\nPersistent Routes:\n{persistent}")
+
+
+SEED_TABLE = route_print(SEED_ROWS)
 
 # The same node after `route add 169.254.169.254/32 10.0.1.10 metric 1 -p`, as a whole
 # `route print` shows it: interface list, IPv4 active and persistent routes, IPv6 section.
@@ -153,7 +164,7 @@ def test_windows_tied_default_routes_take_the_first_and_warn():
 
 
 def test_windows_table_that_already_has_the_route_needs_nothing():
-    with_route = SEED_TABLE + "  169.254.169.254  255.255.255.255         On-link         10.0.1.10     11\n"
+    with_route = route_print(SEED_ROWS + "  169.254.169.254  255.255.255.255         On-link         10.0.1.10     11\n")
     plan = plan_windows(with_route).as_dict()
     assert plan["action"] == "none" and plan["changed"] is False
     assert plan["through_primary"] is True
@@ -193,7 +204,7 @@ def test_windows_absent_removes_the_persistent_route_only():
     assert plan["remove"] == [{"destination": "169.254.169.254/32", "gateway": "10.0.1.10", "metric": 1}]
     assert plan["commands"] == ["route delete 169.254.169.254 mask 255.255.255.255"]
     assert plan_windows(SEED_TABLE, state="absent").as_dict()["action"] == "none"
-    active_only = SEED_TABLE + "  169.254.169.254  255.255.255.255         10.0.1.1        10.0.1.10     11\n"
+    active_only = route_print(SEED_ROWS + "  169.254.169.254  255.255.255.255         10.0.1.1        10.0.1.10     11\n")
     kept = plan_windows(active_only, state="absent").as_dict()
     assert kept["action"] == "none"
     assert "not persistent" in kept["warnings"][0]
@@ -225,6 +236,7 @@ Aktive Routen:
 Ständige Routen:
   Netzwerkadresse          Netzmaske  Gatewayadresse  Metrik
           0.0.0.0          0.0.0.0         10.0.1.1  Standard
+===========================================================================
 """
     table = parse_route_print(german)
     assert [(str(r.network), r.gateway) for r in table.active] == [("0.0.0.0/0", "10.0.1.1"), ("169.254.0.0/16", None)]
@@ -467,3 +479,212 @@ def test_linux_decision_errors():
         plan_linux(SEED_ROUTES, [{"ifname": "eth0", "addr_info": []}])
     with pytest.raises(RouteDecisionError, match="metric must be an integer between 0 and 4294967295"):
         plan_linux(SEED_ROUTES, SEED_ADDRS, metric=-1)
+
+
+# ---------------------------------------------------------------------------------
+# Malformed and cut-short tables: one line that says what is wrong, never a plan from part of it.
+
+def one_line(exc):
+    text = str(exc.value)
+    assert "\n" not in text and text.isprintable(), text
+    assert len(text) < 400, text
+    return text
+
+
+def deep_list(levels, leaf="x"):
+    for dummy in range(levels):
+        leaf = [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize("routes, message", [
+    ([_route("default", "eth0", gateway="10.0.1.1", type=["unicast"])], "has type a list of 1 item, not a route type"),
+    ([_route("default", "eth0", gateway="10.0.1.1", type=5)], "has type 5, not a route type"),
+    ([_route("default", "eth0", gateway="10.0.1.1", type="bogus")], "unknown route type 'bogus'"),
+    ([_route("default", "eth0", gateway="eth1")], "has gateway 'eth1', which is not an IPv4 address"),
+    ([_route("default", "eth0", gateway="10.0.1.256")], "has gateway '10.0.1.256', which is not an IPv4"),
+    ([_route("10.9.0.0/16", "eth0", gateway="fe80::1")], "has gateway 'fe80::1', which is not an IPv4"),
+    ([_route("default", "eth0", gateway=167772417)], "has gateway 167772417, which is not a string"),
+    ([_route("default", "eth0", gateway={"a": 1})], "has gateway an object with 1 key, which is not a string"),
+    ([_route("default", "eth0", gateway="10.0.1.1", prefsrc="me")], "has prefsrc 'me', which is not an IPv4"),
+    ([_route("default", 5, gateway="10.0.1.1")], "names no device (dev is 5)"),
+    ([_route("default", "eth 0", gateway="10.0.1.1")], "names the device 'eth 0', which is no interface name"),
+    ([_route("default", "../x", gateway="10.0.1.1")], "which is no interface name"),
+    ([_route("default", "e\x1b[2J", gateway="10.0.1.1")], "names the device 'e\\x1b[2J'"),
+    ([_route("default", "e" * 100, gateway="10.0.1.1")], "which is no interface name"),
+    ([_route(5, "eth0")], "has no destination (entry 0: dst is 5)"),
+    ([_route("default", "eth0", gateway="10.0.1.1", protocol=4)], "has protocol 4, which is not a string"),
+    ([_route("default", "eth0", gateway="10.0.1.1", metric="٣")], "metric of route default must be an integer"),
+    ([_route("default", "eth0", gateway="10.0.1.1", metric="²")], "metric of route default must be an integer"),
+    ([_route("default", "eth0", gateway="10.0.1.1", metric=1.5)], "must be an integer between 0 and 4294967295"),
+    ([_route("default", "eth0", gateway="10.0.1.1", metric=-1)], "got -1"),
+    ([_route("default", "eth0", gateway="10.0.1.1", metric=2 ** 40)], "got 1099511627776"),
+    ([_route("default", "eth0", gateway="10.0.1.1", metric=True)], "got True"),
+    ([_route("default", "eth0", gateway="10.0.1.1", metric=float("nan"))], "got nan"),
+    ([{"dst": "default", "nexthops": 5}], "has nexthops 5, not a list of next hops"),
+    ([{"dst": "default", "nexthops": []}], "has nexthops a list of 0 items"),
+    ([{"dst": "default", "nexthops": [5]}], "the first next hop of the `ip -j route` entry for default is 5"),
+    ([{"dst": "default", "nexthops": [{"dev": "eth0", "gateway": "10.0.1.1"}, {"dev": "eth1", "gateway": "x"}]}],
+     "the #2 next hop of the `ip -j route` entry for default has gateway 'x'"),
+    ([{"dst": "default", "dev": "eth0", "via": "fe80::1"}], "has via 'fe80::1', not an object with family and host"),
+    ([_route("default", "eth0", gateway="10.0.1.1", type=deep_list(100_000))], "has type a list of 1 item"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    (b'[{"dst": "default", "dev": "eth\xff0"}]', "not UTF-8 text (byte 31 is 0xff)"),
+    (b"\xfe\xff[]", "not UTF-8 text"),
+    ("", "is not JSON"),
+    ("   ", "is not JSON"),
+    ('{"dst": "default", "dev": "eth0"}', "must be a JSON list of objects, got dict"),
+    ('[{"dst": "default", "dev": "eth0"}, []]', "got a list whose item 1 is list"),
+    ("[" + '{"dst": "default", "dev": "eth0", "gateway": "10.0.1.1"}' * 1, "is not JSON"),  # cut short
+    ('[{"dst": "default", "dev": "eth0", "gateway": "10.0.1.1", "metric": NaN}]', "got nan"),
+    (5, "must be a JSON list of objects, got int"),
+    (None, "must be a JSON list of objects, got NoneType"),
+])
+def test_malformed_ip_route_is_one_clear_line(routes, message):
+    with pytest.raises(RouteTableError) as caught:
+        plan_linux(routes, SEED_ADDRS)
+    assert message in one_line(caught)
+
+
+@pytest.mark.parametrize("addrs, message", [
+    ([{"ifname": "eth0", "addr_info": 5}], "interface eth0 has addr_info 5, not a list of addresses"),
+    ([{"ifname": "eth0", "addr_info": "10.0.1.10/26"}], "has addr_info '10.0.1.10/26', not a list"),
+    ([{"ifname": "eth0", "addr_info": {}}], "has addr_info an object with 0 keys"),
+    ([{"ifname": "eth0", "addr_info": [5]}], "has an address that is 5, not an object"),
+    ([{"ifname": 5, "addr_info": []}], "has no interface name (entry 0: ifname is 5)"),
+    ([{"ifname": "eth0", "addr_info": [{"family": ["inet"]}]}], "has family a list of 1 item, which is not a string"),
+    ([{"ifname": "eth0", "addr_info": [{"family": "inet", "local": 5, "prefixlen": 26}]}],
+     "unreadable IPv4 address: local 5, prefixlen 26"),
+    ([{"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.1.10", "prefixlen": "²"}]}],
+     "unreadable IPv4 address"),
+    ([{"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.1.10", "prefixlen": 33}]}],
+     "unreadable IPv4 address"),
+    ([{"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.1.10", "prefixlen": True}]}],
+     "prefixlen True"),
+    ([{"ifname": "eth0", "addr_info": [{"family": "inet", "local": "fe80::1", "prefixlen": 64}]}],
+     "local 'fe80::1'"),
+    (b"[\x80]", "`ip -j addr` is not UTF-8 text"),
+])
+def test_malformed_ip_addr_is_one_clear_line(addrs, message):
+    with pytest.raises(RouteTableError) as caught:
+        plan_linux(SEED_ROUTES, addrs)
+    assert message in one_line(caught)
+
+
+def test_ipv6_default_routes_of_a_table_without_dash_4_are_skipped():
+    """`ip -j route show table all` lists IPv6's default route as "default" too (with "pref", an IPv6 gateway)."""
+    ipv6 = [{"dst": "default", "gateway": "fd00::1", "dev": "eth0", "metric": 1024, "flags": [], "pref": "medium"},
+            {"dst": "default", "dev": "eth1", "metric": 5, "flags": [], "pref": "medium"},
+            {"dst": "default", "metric": 1, "flags": [], "nexthops": [{"gateway": "fe80::1", "dev": "eth1"}]},
+            {"dst": "fd00::/64", "dev": "eth0", "protocol": "kernel", "metric": 256, "flags": [], "pref": "medium"}]
+    plan = plan_linux([*ipv6, *SEED_ROUTES], SEED_ADDRS).as_dict()
+    assert plan["primary"]["interface"] == "eth0" and plan["primary"]["gateway"] == "10.0.1.1"
+    assert [str(r.network) for r in parse_ip_route(ipv6)] == []
+
+
+def test_prefixlen_as_digits_and_addr_info_null_are_read():
+    addrs = [{"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.1.10", "prefixlen": "26"}]},
+             {"ifname": "clus0", "addr_info": None}]
+    assert plan_linux(SEED_ROUTES, addrs).as_dict()["add"]["source"] == "10.0.1.10"
+
+
+def test_a_default_route_via_an_ipv6_next_hop_needs_a_gateway():
+    routes = [{"dst": "default", "dev": "eth0", "via": {"family": "inet6", "host": "fe80::1"}, "flags": []},
+              *SEED_ROUTES[1:]]
+    with pytest.raises(RouteDecisionError, match="goes via inet6 fe80::1, a next hop that is no IPv4 address"):
+        plan_linux(routes, SEED_ADDRS)
+    assert plan_linux(routes, SEED_ADDRS, gateway="10.0.1.1").as_dict()["add"]["gateway"] == "10.0.1.1"
+
+
+@pytest.mark.parametrize("metric", [float("inf"), float("nan"), 1e308, "٣", "1.5", 1.5, [1], None])
+def test_role_metric_values_that_are_no_metric(metric):
+    with pytest.raises(RouteDecisionError, match="metric must be an integer between 0 and 9999"):
+        plan_windows(SEED_TABLE, metric=metric)
+
+
+def cut_points(text):
+    """Every place a text can be cut: each line end, and every few characters within lines."""
+    ends = {i for i, c in enumerate(text) if c == "\n"}
+    return sorted(set(range(0, len(text), 3)) | ends | {i + 1 for i in ends})
+
+
+PERSISTENT_ROWS = ("  Network Address          Netmask  Gateway Address  Metric\n"
+                   "          0.0.0.0          0.0.0.0         10.0.1.1  Default\n" + SEPARATOR + "\n")
+
+
+@pytest.mark.parametrize("full", [FULL_ROUTE_PRINT, SEED_TABLE, route_print(SEED_ROWS, PERSISTENT_ROWS)],
+                         ids=["full", "seed", "persistent"])
+def test_route_print_cut_anywhere_is_an_error_or_the_whole_table(full):
+    """Never a plan made from part of a table: a cut gives the same table as the whole output, or an error.
+
+    One place is told apart by no rule: a cut inside the first word of the Persistent Routes
+    column names leaves one word, which is what "None" (localized: "Keine", "Aucun"...) looks
+    like. There the table reads as having no persistent routes; the Active Routes are whole.
+    """
+    whole = parse_route_print(full)
+    header = full.find("  Network Address")
+    first_word = range(header + 1, header + len("  Network ") + 1) if header >= 0 else range(0)
+    plans = 0
+    for end in cut_points(full):
+        try:
+            table = parse_route_print(full[:end])
+        except RouteTableError as exc:
+            assert "\n" not in str(exc)
+            continue
+        plans += 1
+        if end in first_word:
+            assert (table.active, table.persistent) == (whole.active, []), repr(full[end - 40:end])
+            continue
+        assert (table.active, table.persistent) == (whole.active, whole.persistent), repr(full[end - 40:end])
+    assert plans > 0
+
+
+def test_json_cut_anywhere_is_an_error():
+    text = json.dumps(SEED_ROUTES)
+    for end in range(len(text)):
+        with pytest.raises(RouteTableError):
+            parse_ip_route(text[:end])
+
+
+@pytest.mark.parametrize("text, message", [
+    (FULL_ROUTE_PRINT.partition(f"{SEPARATOR}\nPersistent Routes:")[0], "without their ==== line"),
+    (SEED_TABLE.replace("  None\n", ""), "ends after the Active Routes, without the Persistent Routes section"),
+    (SEED_TABLE.replace("Persistent Routes:\n  None\n", ""), "without the Persistent Routes section"),
+    (route_print(SEED_ROWS, "  Network Address  Netmask  Gateway Address  Metric\n"), "end after their column names"),
+    (route_print(SEED_ROWS, "  Network Address  Netmask  Gateway Address  Metric\n"
+                            "  169.254.169.254  255.255.255.255        10.0.1.10       1\n"), "ends in its persistent"),
+    (route_print(SEED_ROWS.replace("  169.254.0.0      255.255.0.0         On-link     169.254.1.156    271\n",
+                                   "  169.254.0.0      255.255.0.0      On-li\n")), "line 19 is '169.254.0.0"),
+    (route_print(SEED_ROWS.replace("    10.0.1.15  255.255.255.255         On-link         10.0.1.10    266\n",
+                                   "    10.0.1.15  255.255.255.255   10.0.1.1  10.0.1.10\n")),
+     "the active routes of the `route print` output end without their ==== line"),
+    (route_print(SEED_ROWS.replace("On-link         127.0.0.1    331", "On-link  " + " " * 100_000 + "127.0.0.1 331")),
+     "end without their ==== line"),
+    ("\x1b[2J\x1b]0;title\x07 The requested operation requires elevation.\r\n", "began with: '\\x1b[2J"),
+    (b"\xff\xfe=\x00=", "`route print` is not UTF-8 text"),
+    (5, "expected the text of `route print`, got int"),
+])
+def test_route_print_cut_short_or_garbled_is_one_clear_line(text, message):
+    with pytest.raises(RouteTableError) as caught:
+        plan_windows(text)
+    assert message in one_line(caught)
+
+
+def test_route_print_metrics_are_ascii_digits():
+    arabic = SEED_TABLE.replace("10.0.1.10    266\n", "10.0.1.10    ٢٦٦\n", 1)  # the first row: the default
+    with pytest.raises(RouteTableError, match="line 11 of the `route print` output starts like a route but is none"):
+        plan_windows(arabic)
+    with pytest.raises(RouteTableError, match="starts like a route but is none"):
+        plan_windows(SEED_TABLE.replace("          0.0.0.0", "          ٠.٠.٠.٠", 1))
+
+
+def test_a_long_garbled_line_costs_linear_time():
+    import time
+
+    started = time.process_time()
+    line = "0.0.0.0 0.0.0.0 x" + " " * 200_000 + "y\n"
+    with pytest.raises(RouteTableError):
+        parse_route_print(route_print(SEED_ROWS + line))
+    with pytest.raises(RouteTableError):
+        parse_route_print(line * 50)
+    assert time.process_time() - started < 10  # a backtracking regex over such lines took minutes

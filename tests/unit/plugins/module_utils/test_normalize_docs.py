@@ -45,6 +45,14 @@ NETWORK_FACTS = {
     "network.interface[].ipv6.subnet[].address": "ansible_azure_interfaces[].ipv6_subnets",
     "network.interface[].ipv6.subnet[].prefix": "ansible_azure_interfaces[].ipv6_subnets",
 }
+# Load balancer fields that feed facts beside ansible_azure_load_balancer.
+LOAD_BALANCER_FACTS = {
+    "loadbalancer": "ansible_azure_load_balancer, ansible_azure_load_balancer_metadata",
+    "loadbalancer.publicIpAddresses[].frontendIpAddress":
+        "ansible_azure_load_balancer.public_ip_addresses[].frontend_ip_address, "
+        "ansible_azure_interfaces[].ipv4_addresses[].public, ansible_azure_public_ip_addresses[].address, "
+        "ansible_azure_public_ipv4_addresses, ansible_azure_public_ipv4",
+}
 
 
 def load_schema() -> dict:
@@ -68,7 +76,8 @@ def render_fields_by_version() -> str:
         GENERATED,
         "# IMDS fields by api-version",
         "",
-        "Which api-version of `/metadata/instance` brings each field, so that a missing",
+        "Which api-version of `/metadata/instance` (and, for the `loadbalancer` fields,",
+        "of `/metadata/loadbalancer`) brings each field, so that a missing",
         "value can be read right: a fact that is null although the api-version in",
         "`ansible_azure_api_version` is at least the one listed means *not on this VM*",
         "(IMDS sends `\"\"` for what does not apply); a fact missing from",
@@ -105,6 +114,8 @@ def render_fields_by_version() -> str:
             facts = ["ansible_azure_compute"]
         elif field.path.startswith("compute."):
             facts = [f"ansible_azure_compute.{fact_path(field.path)}", *shortcuts.get(field.path, [])]
+        elif field.path.startswith("loadbalancer"):
+            facts = LOAD_BALANCER_FACTS.get(field.path, f"ansible_azure_load_balancer.{fact_path(field.path)}").split(", ")
         else:
             facts = NETWORK_FACTS[field.path].split(", ") if field.path in NETWORK_FACTS else []
         text = ", ".join(f"`{fact}`" for fact in facts) if facts else "(container)"
@@ -115,7 +126,7 @@ def render_fields_by_version() -> str:
 
 
 def type_text(node: dict) -> str:
-    if "$ref" in node:
+    if "$ref" in node and "type" not in node:
         return "dict"
     types = node.get("type")
     names = {"string": "string", "integer": "int", "boolean": "bool", "object": "dict",
@@ -133,15 +144,20 @@ def example_text(node: dict) -> str:
     return cell(json.dumps(node["examples"][0], ensure_ascii=False), limit=60)
 
 
-def compute_rows(node: dict, prefix: str, rows: list[str]) -> None:
+def compute_rows(node: dict, prefix: str, rows: list[str], top: str | None = "compute") -> None:
+    """One row per key below ``node``, nested keys as ``a.b`` and ``a[].b``; with ``top``, the
+    since column from the FIELDS below that top (``compute``, ``loadbalancer``)."""
     for name, child in node.get("properties", {}).items():
         path = f"{prefix}{name}"
-        imds = next((f for f in FIELDS if f.path.startswith("compute.") and fact_path(f.path) == path), None)
-        since = (imds.since or "undocumented") if imds else ""
-        rows.append(f"| `{path}` | {type_text(child)} | {since} | {example_text(child)} | {cell(child.get('description', ''))} |")
-        compute_rows(child, f"{path}.", rows)
+        columns = [f"`{path}`", type_text(child)]
+        if top is not None:
+            imds = next((f for f in FIELDS if f.path.startswith(f"{top}.") and fact_path(f.path) == path), None)
+            columns.append((imds.since or "undocumented") if imds else "")
+        columns += [example_text(child), cell(child.get("description", ""))]
+        rows.append(f"| {' | '.join(columns)} |")
+        compute_rows(child, f"{path}.", rows, top)
         if isinstance(child.get("items"), dict):
-            compute_rows(child["items"], f"{path}[].", rows)
+            compute_rows(child["items"], f"{path}[].", rows, top)
 
 
 def render_facts_md() -> str:
@@ -185,8 +201,25 @@ def render_facts_md() -> str:
         "| key | type | example | description |",
         "| --- | --- | --- | --- |",
     ]
-    for name, node in schema["$defs"]["interface"]["properties"].items():
-        lines.append(f"| `{name}` | {type_text(node)} | {example_text(node)} | {cell(node.get('description', ''))} |")
+    compute_rows(schema["$defs"]["interface"], "", lines, top=None)
+    lines += [
+        "",
+        "## `ansible_azure_public_ip_addresses` entries",
+        "",
+        "| key | type | example | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    compute_rows(schema["$defs"]["public_ip_address"], "", lines, top=None)
+    lines += [
+        "",
+        "## `ansible_azure_load_balancer`",
+        "",
+        schema["$defs"]["load_balancer"]["description"],
+        "",
+        "| key | type | since | example | description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    compute_rows(schema["$defs"]["load_balancer"], "", lines, top="loadbalancer")
     lines += [
         "",
         "## `ansible_azure_compute`",
@@ -249,12 +282,26 @@ def test_schema_compute_matches_the_field_table():
         assert found[path].get("description"), f"{path} has no description"
 
 
+def test_schema_load_balancer_matches_the_field_table():
+    """Every load balancer field in FIELDS is in the schema with the type its kind gives, and back."""
+    found: dict[str, dict] = {}
+    _schema_nodes(load_schema()["$defs"]["load_balancer"], "", found)
+    expected = {fact_path(f.path): f for f in FIELDS if f.path.startswith("loadbalancer.")}
+    assert sorted(found) == sorted(expected)
+    for path, field in expected.items():
+        # the three lists are always lists (of whole entries), never null
+        assert found[path]["type"] == ("array" if field.kind == "list" else KIND_TYPES[field.kind]), path
+        assert found[path].get("description"), f"{path} has no description"
+
+
 def test_every_leaf_fact_has_an_example():
     schema = load_schema()
     found: dict[str, dict] = {}
     _schema_nodes(schema, "", found)
     _schema_nodes(schema["$defs"]["compute"], "ansible_azure_compute.", found)
     _schema_nodes(schema["$defs"]["interface"], "ansible_azure_interfaces[].", found)
+    _schema_nodes(schema["$defs"]["public_ip_address"], "ansible_azure_public_ip_addresses[].", found)
+    _schema_nodes(schema["$defs"]["load_balancer"], "ansible_azure_load_balancer.", found)
     containers = {"object", "array"}
     missing = [path for path, node in found.items()
                if "$ref" not in node and not containers & set(node["type"] if isinstance(node["type"], list) else [node["type"]])

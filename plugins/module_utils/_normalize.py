@@ -585,7 +585,7 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
     version it was fetched with (reported as ``ansible_azure_api_version``);
     ``include_user_data`` keeps userData (decoded) in the facts; ``load_balancer`` what
     the gather learnt from ``/metadata/loadbalancer`` (see ``load_balancer()``), merged
-    into the public address facts. Raises ImdsDocumentError, and nothing else, when
+    as ``merge_load_balancer()`` does. Raises ImdsDocumentError, and nothing else, when
     ``document`` is not an instance document.
     """
     if not isinstance(document, dict):
@@ -605,12 +605,8 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
 
     tags = _tags(compute)
     os_type = _shortcut(compute_facts, "os_type")
-    found = load_balancer.status == LB_FOUND and isinstance(load_balancer.facts, dict)
-    lb_facts = load_balancer.facts if found else None
-    public = _merge_public(interfaces, lb_facts)
     private_ipv4 = [a["private"] for nic in interfaces for a in nic["ipv4_addresses"] if a["private"] is not None]
-    public_ipv4 = [item for item in public if item["family"] == "ipv4"]
-    return {
+    facts = {
         "ansible_azure_detected": True,
         "ansible_azure_api_version": api_version,
         "ansible_azure_metadata": document if include_user_data else _strip_user_data(document, compute),
@@ -629,10 +625,35 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
         "ansible_azure_tags": tags,
         "ansible_azure_interfaces": interfaces,
         "ansible_azure_private_ipv4_addresses": private_ipv4,
-        "ansible_azure_public_ipv4_addresses": [item["address"] for item in public_ipv4],
         "ansible_azure_ipv6_addresses": [address for nic in interfaces for address in nic["ipv6_addresses"]],
         "ansible_azure_mac_addresses": [nic["mac_address"] for nic in interfaces if nic["mac_address"] is not None],
         "ansible_azure_private_ipv4": private_ipv4[0] if private_ipv4 else None,
+    }
+    return merge_load_balancer(facts, load_balancer)
+
+
+def merge_load_balancer(facts: dict[str, object], load_balancer: LoadBalancer) -> dict[str, object]:
+    """Return ``facts`` (from ``normalize()``) with the public address and load balancer facts
+    for what the gather learnt of ``/metadata/loadbalancer``: a new dict; ``facts`` is not changed.
+
+    The public address facts are made from the interfaces' instance-document addresses
+    (``public_source`` ``instance``) and, when ``load_balancer`` was found, its
+    publicIpAddresses (see ``_merge_public()``), so that merging twice gives the same facts.
+    """
+    found = load_balancer.status == LB_FOUND and isinstance(load_balancer.facts, dict)
+    lb_facts = load_balancer.facts if found else None
+    interfaces = [
+        {**nic, "ipv4_addresses": [_ipv4_address(a["private"], a["public"] if a["public_source"] == SOURCE_INSTANCE
+                                                 else None)
+                                   for a in nic["ipv4_addresses"]]}  # type: ignore[union-attr]
+        for nic in facts.get("ansible_azure_interfaces") or []  # type: ignore[union-attr]
+    ]
+    public = _merge_public(interfaces, lb_facts)
+    public_ipv4 = [item for item in public if item["family"] == "ipv4"]
+    return {
+        **facts,
+        "ansible_azure_interfaces": interfaces,
+        "ansible_azure_public_ipv4_addresses": [item["address"] for item in public_ipv4],
         "ansible_azure_public_ipv4": public_ipv4[0]["address"] if public_ipv4 else None,
         "ansible_azure_public_ipv4_source": public_ipv4[0]["source"] if public_ipv4 else None,
         "ansible_azure_public_ip_addresses": public,

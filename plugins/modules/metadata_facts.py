@@ -57,7 +57,7 @@ options:
         out when O(filter) keeps none of the facts it feeds, and when the api-version is older than
         V(2020-10-01), the first that serves it (with a warning).
       - The request shares the gather's deadline, so a gather still ends within O(retry_timeout) plus
-        O(timeout) of its first request. Its failures never fail the gather:
+        O(timeout) of its first request. Its failures never fail the gather; instead
         RV(ansible_facts.azure_load_balancer_status) says what was learnt, and a warning says why the load
         balancer metadata could not be read (none for a VM that IMDS says has none).
     type: bool
@@ -298,7 +298,7 @@ ansible_facts:
     azure_load_balancer_status:
       description:
         - What the gather learnt of the load balancer metadata. V(found) (read), V(not_found) (IMDS answered that
-          it has none for this VM: no Standard SKU load balancer and no Standard SKU public IP),
+          it has none for this VM, which has no Standard SKU load balancer and no Standard SKU public IP),
           V(not_requested) (O(load_balancer=false), a O(filter) that needs none of it, or an api-version
           before 2020-10-01) or V(failed) (a warning said why). Only with V(found) or V(not_found) do the public
           IP facts say all that IMDS knows.
@@ -337,7 +337,8 @@ from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSE
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
 from ansible_collections.imds.azure.plugins.module_utils._normalize import (
-    LB_FAILED, LB_NOT_FOUND, NOT_REQUESTED, ImdsDocumentError, LoadBalancer, load_balancer, normalize)
+    LB_FAILED, LB_NOT_FOUND, NOT_REQUESTED, ImdsDocumentError, LoadBalancer, load_balancer, merge_load_balancer,
+    normalize)
 from ansible_collections.imds.azure.plugins.module_utils._options import (
     DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, OptionError, imds_argument_spec, seconds)
 from ansible_collections.imds.azure.plugins.module_utils._versions import LOAD_BALANCER_SINCE
@@ -383,14 +384,14 @@ def gather(params: dict[str, t.Any], client: ImdsClient, evidence: t.Any = "dmi"
     started = client.clock()
     detected = request_on_azure(client, lambda first: client.instance(first_timeout=first), probe_timeout=probe,
                                 evidence=evidence, dmi_path=params["dmi_path"])
-    warnings = [f"IMDS at {detected.response.url}: {w}" for w in detected.response.warnings]
-    lb = NOT_REQUESTED
+    warnings = list(detected.response.warnings)  # each names the URL
+    facts = normalize(detected.response.data, detected.response.api_version,
+                      include_user_data=params["include_user_data"])
     if params.get("load_balancer", True) and filter_facts(dict.fromkeys(LOAD_BALANCER_FACTS),
                                                           params.get("filter") or ["*"]):
         # the second request shares the first one's deadline: the gather's bound stays that of one call
         lb = read_load_balancer(client, detected.response.api_version, started + client.retry_timeout, warnings)
-    facts = normalize(detected.response.data, detected.response.api_version,
-                      include_user_data=params["include_user_data"], load_balancer=lb)
+        facts = merge_load_balancer(facts, lb)
     facts["ansible_azure_detection_reason"] = detected.reason
     return facts, warnings
 
@@ -422,7 +423,7 @@ def read_load_balancer(client: ImdsClient, api_version: str | None, until: float
             return LoadBalancer(LB_NOT_FOUND)
         warnings.append(f"Load balancer metadata not read, {UNKNOWN_PUBLIC_IPS}: {exc}")
         return LoadBalancer(LB_FAILED)
-    warnings.extend(f"IMDS at {response.url}: {w}" for w in response.warnings)
+    warnings.extend(response.warnings)
     try:
         return load_balancer(response.data)
     except ImdsDocumentError as exc:

@@ -37,10 +37,10 @@ ATTESTED = "attested/document"
 LOADBALANCER = "loadbalancer"
 VERSIONS = "versions"
 TOKEN = "identity/oauth2/token"
+# Categories that are never part of gathered facts: read live only, and answered whole.
 LIVE_ONLY = (ATTESTED, VERSIONS, TOKEN)
-"""Categories that are never part of gathered facts: they are only ever read live, and whole."""
+# Categories whose documents the lookup walks, from the host's facts or fetched live.
 WALKED = (INSTANCE, LOADBALANCER)
-"""Categories whose documents the lookup walks: from the host's facts, or fetched live."""
 
 _INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 MAX_TERM_LENGTH = 2048

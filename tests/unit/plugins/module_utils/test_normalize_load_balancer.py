@@ -17,6 +17,7 @@ from ansible_collections.imds.azure.plugins.module_utils._normalize import (
     ImdsDocumentError,
     LoadBalancer,
     load_balancer,
+    merge_load_balancer,
     normalize,
 )
 
@@ -323,3 +324,18 @@ def test_every_real_instance_document_with_every_load_balancer_document(name, bo
     # the instance document's public addresses are all there, in their order
     remaining = iter(facts["ansible_azure_public_ipv4_addresses"])
     assert all(address in remaining for address in alone["ansible_azure_public_ipv4_addresses"])
+
+
+def test_merge_is_a_pure_function_of_the_instance_facts():
+    """merge_load_balancer() leaves its input alone, and merging again (another answer) starts over
+    from the instance document's addresses."""
+    document = instance(nic(("10.1.0.4", ""), ("10.1.0.5", "52.1.1.5")))
+    alone = normalize(document, "2025-04-07")
+    before = copy.deepcopy(alone)
+    found = merge_load_balancer(alone, load_balancer(lb("microsoft_howto_sample_dual_stack.json")))
+    assert alone == before
+    assert found == normalize(document, "2025-04-07", load_balancer=load_balancer(
+        lb("microsoft_howto_sample_dual_stack.json")))
+    assert found["ansible_azure_public_ipv4_addresses"] == ["51.0.0.1", "52.1.1.5"]
+    again = merge_load_balancer(found, LoadBalancer(LB_FAILED))
+    assert again == {**alone, "ansible_azure_load_balancer_status": "failed"}

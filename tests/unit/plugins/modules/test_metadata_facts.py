@@ -401,3 +401,9 @@ def test_run_without_the_option_in_params_asks_for_it(monkeypatch):
     result = metadata_facts.run(params, transport)
     assert result["ansible_facts"]["ansible_azure_public_ipv4"] == "20.61.15.200"
     assert len(transport.calls) == 2 and result["warnings"] == []
+
+
+def test_no_load_balancer_request_after_a_document_that_is_not_an_instance_document(monkeypatch):
+    result, calls = run(monkeypatch, ENDPOINT, [ok({"error": "Bad request"})], load_balancer=[])
+    assert result["failed"] and "not an instance document" in result["msg"]
+    assert len(calls) == 1

@@ -15,28 +15,11 @@ import jsonschema
 import pytest
 
 from tests.utils.paths import REPO
+from tests.utils.playbook import facts_playbook
 
 NEWEST = "2025-04-07"
 PROFILES = REPO / "tests" / "emulator" / "profiles"
 SCHEMA = jsonschema.Draft202012Validator(json.loads((REPO / "docs" / "facts.schema.json").read_text(encoding="utf-8")))
-
-GATHER = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Gather
-      imds.azure.metadata_facts:
-        endpoint: "{{ endpoint }}"
-        retry_timeout: "{{ retry_timeout | default(omit) }}"
-        load_balancer: "{{ load_balancer | default(omit) }}"
-        api_version: "{{ api_version | default(omit) }}"
-      register: gathered
-    - name: Save the facts
-      ansible.builtin.copy:
-        content: "{{ gathered.ansible_facts | to_json }}"
-        dest: "{{ out_dir }}/facts.json"
-        mode: "0600"
-"""
 
 # A VM behind a Standard load balancer: two inbound rules (a load-balancing rule and an inbound
 # NAT rule, which IMDS lists alike), an IPv6 rule, an outbound rule; no instance-level public IP.
@@ -69,11 +52,11 @@ def profile_file(tmp_path, load_balancer: dict | None, name: str = "vm") -> tupl
     return path, profile, private
 
 
-def gather(playbook, emu, **extra_vars):
-    result = playbook(GATHER, extra_vars={"endpoint": emu.url, **extra_vars})
-    facts = {name[len("ansible_"):]: value for name, value in result.read_json("facts.json").items()} \
-        if result.returncode == 0 else None
-    return result, facts
+def gather(playbook, emu, **options):
+    """Run the module against ``emu`` with ``options``; the result, and the facts as a play reads them."""
+    lines = "\n        ".join(f"{name}: {json.dumps(value)}" for name, value in options.items())
+    result = playbook(facts_playbook(lines), extra_vars={"endpoint": emu.url})
+    return result, result.read_json("facts.json") if result.returncode == 0 else None
 
 
 def paths(emu) -> list[str]:
@@ -113,12 +96,6 @@ def test_standard_public_ip_on_the_nic(emulator, playbook, tmp_path):
 
 
 LOOKUPS = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Gather
-      imds.azure.metadata_facts:
-        endpoint: "{{ endpoint }}"
     - name: The same load balancer paths, from the facts and live
       ansible.builtin.copy:
         content: "{{ {'facts': query('imds.azure.metadata', *terms, source='facts'),
@@ -154,7 +131,8 @@ def test_standard_load_balancer_with_rules(emulator, playbook, tmp_path):
     emu.clear_log()
     terms = ["loadbalancer", "loadbalancer/loadbalancer/inboundRules/1/frontendPort",
              "loadbalancer/loadbalancer/outboundRules/0"]
-    answers = playbook(LOOKUPS, extra_vars={"endpoint": emu.url, "terms": terms}).check().read_json("answers.json")
+    answers = playbook(facts_playbook(tasks=LOOKUPS), extra_vars={"endpoint": emu.url, "terms": terms}).check() \
+        .read_json("answers.json")
     assert answers["facts"] == answers["live"] == [
         {"loadbalancer": profile["_loadbalancer"]}, 50001, {"frontendIpAddress": "20.40.60.81", "privateIpAddress": private}]
     # the module's two requests, then one live request per load balancer term

@@ -12,29 +12,13 @@ import time
 import pytest
 
 from tests.utils.paths import REPO
+from tests.utils.playbook import facts_playbook
 
 PROFILES = REPO / "tests" / "emulator" / "profiles"
 NEWEST = "2025-04-07"
 
-GATHER = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Gather
-      imds.azure.metadata_facts:
-        endpoint: "{{ endpoint }}"
-        {extra}
-    - name: Save the facts
-      ansible.builtin.copy:
-        content: "{{{{ ansible_facts | to_json }}}}"
-        dest: "{{{{ out_dir }}}}/facts.json"
-        mode: "0600"
-      check_mode: false
-"""
-
-
 def gather(extra=""):
-    return GATHER.replace("{extra}", extra).replace("{{{{", "{{").replace("}}}}", "}}")
+    return facts_playbook(extra)
 
 
 def profile(name):

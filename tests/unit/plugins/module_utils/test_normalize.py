@@ -257,11 +257,11 @@ def test_error_body_400_names_the_error():
 def test_two_nics_each_with_public_ip():
     facts = normalize(real("suse-azuremetadata__metadata-v2019-08-15.json"), "2019-08-15")
     assert facts["ansible_azure_interfaces"] == [
-        {"mac_address": "00:0d:3a:ae:ec:51", "ipv4_addresses": [{"private": "172.16.17.4", "public": "52.166.143.158",
-                                                                  "public_source": "instance"}],
+        {"mac_address": "00:0d:3a:ae:ec:51",
+         "ipv4_addresses": [{"private": "172.16.17.4", "public": "52.166.143.158", "public_source": "instance"}],
          "ipv4_subnets": ["172.16.17.0/24"], "ipv6_addresses": [], "ipv6_subnets": []},
-        {"mac_address": "00:0d:3a:ad:d8:53", "ipv4_addresses": [{"private": "172.16.17.5", "public": "52.142.197.66",
-                                                                  "public_source": "instance"}],
+        {"mac_address": "00:0d:3a:ad:d8:53",
+         "ipv4_addresses": [{"private": "172.16.17.5", "public": "52.142.197.66", "public_source": "instance"}],
          "ipv4_subnets": ["172.16.17.0/24"], "ipv6_addresses": [], "ipv6_subnets": []},
     ]
     assert facts["ansible_azure_public_ipv4_addresses"] == ["52.166.143.158", "52.142.197.66"]
@@ -276,8 +276,8 @@ def test_two_nics_each_with_public_ip():
 def test_network_only_body_primary_with_ipv6_secondary_without_public_key():
     facts = normalize(real("cloud-init__network_two_nics_primary_ipv6.json"), "2021-08-01")
     assert facts["ansible_azure_interfaces"] == [
-        {"mac_address": "00:0d:3a:04:75:98", "ipv4_addresses": [{"private": "10.0.0.4", "public": "104.46.124.81",
-                                                                  "public_source": "instance"}],
+        {"mac_address": "00:0d:3a:04:75:98",
+         "ipv4_addresses": [{"private": "10.0.0.4", "public": "104.46.124.81", "public_source": "instance"}],
          "ipv4_subnets": ["10.0.0.0/24"], "ipv6_addresses": ["fd00::4"], "ipv6_subnets": ["fd00::/64"]},
         {"mac_address": "22:0d:3a:04:75:98", "ipv4_addresses": [{"private": "10.0.1.5", "public": None, "public_source": None}],
          "ipv4_subnets": ["10.0.1.0/24"], "ipv6_addresses": [], "ipv6_subnets": []},

@@ -194,44 +194,22 @@ def render_facts_md() -> str:
         if name == "ansible_azure_compute":
             description = "Every compute field, snake_cased; see below."
         lines.append(f"| `{name}` | {type_text(node)} | {since or ''} | {example_text(node)} | {cell(description)} |")
-    lines += [
-        "",
-        "## `ansible_azure_interfaces` entries",
-        "",
-        "| key | type | example | description |",
-        "| --- | --- | --- | --- |",
-    ]
-    compute_rows(schema["$defs"]["interface"], "", lines, top=None)
-    lines += [
-        "",
-        "## `ansible_azure_public_ip_addresses` entries",
-        "",
-        "| key | type | example | description |",
-        "| --- | --- | --- | --- |",
-    ]
-    compute_rows(schema["$defs"]["public_ip_address"], "", lines, top=None)
-    lines += [
-        "",
-        "## `ansible_azure_load_balancer`",
-        "",
-        schema["$defs"]["load_balancer"]["description"],
-        "",
-        "| key | type | since | example | description |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    compute_rows(schema["$defs"]["load_balancer"], "", lines, top="loadbalancer")
-    lines += [
-        "",
-        "## `ansible_azure_compute`",
-        "",
-        schema["$defs"]["compute"]["description"]
-        + " `user_data` is there only when the module is asked for it (it may hold secrets).",
-        "",
-        "| key | type | since | example | description |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    compute_rows(schema["$defs"]["compute"], "", lines)
+    defs = schema["$defs"]
+    section(lines, "`ansible_azure_interfaces` entries", defs["interface"])
+    section(lines, "`ansible_azure_public_ip_addresses` entries", defs["public_ip_address"])
+    section(lines, "`ansible_azure_load_balancer`", defs["load_balancer"], defs["load_balancer"]["description"],
+            top="loadbalancer")
+    section(lines, "`ansible_azure_compute`", defs["compute"], defs["compute"]["description"]
+            + " `user_data` is there only when the module is asked for it (it may hold secrets).", top="compute")
     return "\n".join(lines) + "\n"
+
+
+def section(lines: list[str], title: str, node: dict, intro: str = "", top: str | None = None) -> None:
+    """A section of facts.md: a table of the keys of ``node`` (with a since column for ``top``'s fields)."""
+    lines += ["", f"## {title}", ""] + ([intro, ""] if intro else [])
+    columns = ["key", "type", "since", "example", "description"] if top else ["key", "type", "example", "description"]
+    lines += [f"| {' | '.join(columns)} |", f"| {' | '.join('---' for _ in columns)} |"]
+    compute_rows(node, "", lines, top)
 
 
 def _schema_nodes(node: dict, prefix: str, found: dict[str, dict]) -> None:

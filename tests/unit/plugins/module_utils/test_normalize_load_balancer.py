@@ -251,8 +251,8 @@ def test_the_document_is_neither_changed_nor_copied():
     ({"publicIpAddresses": []}, "the document has no loadbalancer object (its keys: publicIpAddresses)"),
     ({"loadbalancer": []}, "loadbalancer is a list, not an object"),
     ({"loadbalancer": None}, "loadbalancer is null, not an object"),
-    ({"error": "No load balancer\nmetadata"}, "IMDS answered with an error, not a load balancer document: "
-                                               "No load balancer\\nmetadata"),
+    ({"error": "No load balancer\nmetadata"},
+     "IMDS answered with an error, not a load balancer document: No load balancer\\nmetadata"),
 ])
 def test_documents_that_are_not_load_balancer_documents(body, message):
     with pytest.raises(ImdsDocumentError) as caught:
@@ -269,7 +269,7 @@ def test_the_real_404_body_is_no_load_balancer_document():
 
 def test_nested_too_deep():
     deep: object = "x"
-    for _ in range(80):
+    for dummy in range(80):
         deep = {"a": deep}
     with pytest.raises(ImdsDocumentError, match="^loadbalancer is nested more than 64 levels deep; an IMDS load "
                                                 "balancer document is not$"):
@@ -339,3 +339,13 @@ def test_merge_is_a_pure_function_of_the_instance_facts():
     assert found["ansible_azure_public_ipv4_addresses"] == ["51.0.0.1", "52.1.1.5"]
     again = merge_load_balancer(found, LoadBalancer(LB_FAILED))
     assert again == {**alone, "ansible_azure_load_balancer_status": "failed"}
+
+
+def test_the_schema_names_every_status_and_source():
+    from ansible_collections.imds.azure.plugins.module_utils._normalize import (
+        LB_STATUSES, SOURCE_INSTANCE, SOURCE_LOAD_BALANCER)
+
+    schema = json.loads((REPO / "docs" / "facts.schema.json").read_text(encoding="utf-8"))
+    assert schema["properties"]["ansible_azure_load_balancer_status"]["enum"] == list(LB_STATUSES)
+    assert schema["properties"]["ansible_azure_public_ipv4_source"]["enum"] == [SOURCE_INSTANCE, SOURCE_LOAD_BALANCER, None]
+    assert schema["$defs"]["public_ip_address"]["properties"]["source"]["enum"] == [SOURCE_INSTANCE, SOURCE_LOAD_BALANCER]

@@ -17,6 +17,7 @@ from tests.utils.playbook import facts_playbook
 PROFILES = REPO / "tests" / "emulator" / "profiles"
 NEWEST = "2025-04-07"
 
+
 def gather(extra=""):
     return facts_playbook(extra)
 

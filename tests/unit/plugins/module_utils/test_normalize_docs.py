@@ -208,7 +208,7 @@ def section(lines: list[str], title: str, node: dict, intro: str = "", top: str 
     """A section of facts.md: a table of the keys of ``node`` (with a since column for ``top``'s fields)."""
     lines += ["", f"## {title}", ""] + ([intro, ""] if intro else [])
     columns = ["key", "type", "since", "example", "description"] if top else ["key", "type", "example", "description"]
-    lines += [f"| {' | '.join(columns)} |", f"| {' | '.join('---' for _ in columns)} |"]
+    lines += [f"| {' | '.join(columns)} |", f"| {' | '.join(['---'] * len(columns))} |"]
     compute_rows(node, "", lines, top)
 
 

@@ -18,7 +18,6 @@ from tests.utils.paths import REPO
 from tests.utils.playbook import facts_playbook
 
 NEWEST = "2025-04-07"
-PROFILES = REPO / "tests" / "emulator" / "profiles"
 SCHEMA = jsonschema.Draft202012Validator(json.loads((REPO / "docs" / "facts.schema.json").read_text(encoding="utf-8")))
 
 # A VM behind a Standard load balancer: two inbound rules (a load-balancing rule and an inbound
@@ -42,7 +41,9 @@ PUBLIC_IP = {"publicIpAddresses": [{"frontendIpAddress": "20.40.60.90", "private
 
 def profile_file(tmp_path, load_balancer: dict | None, name: str = "vm") -> tuple:
     """A profile: the no-public-ip VM with ``load_balancer`` as the emulator's _loadbalancer (None: none)."""
-    profile = json.loads((PROFILES / "no-public-ip.json").read_text(encoding="utf-8"))
+    from imds_emulator import load_profile  # the emulator's own reading of its profiles
+
+    profile = load_profile("no-public-ip")
     private = profile["network"]["interface"][0]["ipv4"]["ipAddress"][0]["privateIpAddress"]
     profile.pop("_loadbalancer", None)
     if load_balancer is not None:
@@ -183,7 +184,13 @@ def test_a_server_error_is_retried_within_the_gathers_deadline(emulator, playboo
     assert facts["azure_public_ipv4"] == "20.40.60.90" and "WARNING" not in result.output
 
 
-@pytest.mark.parametrize("name", sorted(path.stem for path in PROFILES.glob("*.json")))
+def profile_names() -> list[str]:
+    from imds_emulator import available_profiles
+
+    return available_profiles()
+
+
+@pytest.mark.parametrize("name", profile_names())
 def test_every_emulator_profile_gathers_what_it_serves(emulator, playbook, name):
     """For each profile (those with a load balancer included), the module's facts are what the
     normalizer makes of the two documents the emulator serves, and fit the schema."""

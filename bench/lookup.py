@@ -82,8 +82,8 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
                                        note="template task, 100 lookups ÷ 1 lookup, each a fresh run"),
             "live_task_1": metric(median(live[1]), "s", spread=live[1]),
             "live_task_100": metric(median(live[100]), "s", spread=live[100]),
-            "facts_requests": metric(facts_requests, "req", 1, note="the gather's one request; lookups make none",
-                                     exact=True),
+            "facts_requests": metric(facts_requests, "req", 2, note="the gather's two requests (instance, load "
+                                     "balancer); lookups make none", exact=True),
             "facts_ratio_100_1": metric(ratio(median(facts[100]), median(facts[1])), "ratio", GOAL_RATIO),
             "facts_task_1": metric(median(facts[1]), "s", spread=facts[1]),
             "facts_task_100": metric(median(facts[100]), "s", spread=facts[100]),

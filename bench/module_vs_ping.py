@@ -81,8 +81,11 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
                 data["small"] += task_seconds(play, "small ")
                 data["ratios"].append(ratio(median(facts), median(ping)))
         requests = len(emulator.imds_requests())
-        if requests != 2 * len(VARIANTS) * (pairs + 1) * runs:
-            raise RuntimeError(f"{requests} IMDS requests for {2 * len(VARIANTS) * (pairs + 1) * runs} facts tasks")
+        # per round: the full facts task's two requests (instance, load balancer), the filtered one's one
+        expected = 3 * len(VARIANTS) * (pairs + 1) * runs
+        if requests != expected:
+            raise RuntimeError(f"{requests} IMDS requests, not {expected}, for {2 * len(VARIANTS) * (pairs + 1) * runs} "
+                               "facts tasks")
         cpu = cpu_per_task(workdir, kinds, pairs + 1, runs)
     metrics: dict[str, Any] = {}
     for variant, data in samples.items():

@@ -15,7 +15,8 @@ description:
     the controller therefore describes the controller, whatever host the template is rendered for. This
     lookup answers for the right host instead, from one of two sources (see O(source)).
   - The V(facts) source reads the host's gathered instance document, C(ansible_facts['azure_metadata']),
-    which M(imds.azure.metadata_facts) collects on the host itself. No network at all.
+    which M(imds.azure.metadata_facts) collects on the host itself, and for V(loadbalancer) paths its load balancer
+    document, C(ansible_facts['azure_load_balancer_metadata']). No network at all.
   - The V(live) source asks IMDS from the controller, which is right only when the host is the
     controller itself (C(localhost), a C(local) connection, C(ansible-pull), an execution node on Azure
     running a play for itself). The document is fetched once per run and answers every later term and
@@ -31,7 +32,7 @@ description:
     for that host, overrides that decision, for example for a host reached through C(127.0.0.1:2222) that
     is the controller's own sshd on another port.
   - The categories that are never part of facts are read live only, and answered whole,
-    V(attested/document) (with O(nonce)), V(loadbalancer), V(versions), and V(identity/oauth2/token), a
+    V(attested/document) (with O(nonce)), V(versions), and V(identity/oauth2/token), a
     managed identity access token for O(resource).
 extends_documentation_fragment:
   - imds.azure.imds
@@ -43,8 +44,10 @@ options:
       - IMDS paths as Microsoft writes them, case-sensitive, for example V(compute/vmId),
         V(compute/tagsList), V(network/interface/0/macAddress). A leading V(instance/) or
         V(/metadata/instance/) is allowed; V(instance) alone is the whole instance document.
-      - Or one of the live-only categories V(attested/document), V(loadbalancer), V(versions),
-        V(identity/oauth2/token) (a leading V(/metadata/) is allowed).
+      - Or V(loadbalancer), the whole load balancer document (C(/metadata/loadbalancer)), or a path in it from its
+        root, for example V(loadbalancer/loadbalancer/publicIpAddresses/0/frontendIpAddress).
+      - Or one of the live-only categories V(attested/document), V(versions), V(identity/oauth2/token)
+        (a leading V(/metadata/) is allowed).
       - Several terms give several results, in order. A list of paths counts as that many terms.
     type: list
     elements: str
@@ -52,13 +55,16 @@ options:
   source:
     description:
       - Where the answer comes from.
-      - V(facts) reads the host's C(ansible_facts['azure_metadata']), gathered by M(imds.azure.metadata_facts).
-        A host without those facts is an error.
+      - V(facts) reads the host's C(ansible_facts['azure_metadata']), gathered by M(imds.azure.metadata_facts)
+        (for V(loadbalancer) paths, C(ansible_facts['azure_load_balancer_metadata']), which it gathers unless
+        O(imds.azure.metadata_facts#module:load_balancer=false)). A host without those facts is an error.
       - V(live) asks IMDS from the controller. Allowed only when the host is the controller, or with
         O(allow_live_for_remote_hosts=true).
       - V(auto) uses the facts when the host has them, else asks IMDS live when the host is the controller,
         else fails with a message that says to gather M(imds.azure.metadata_facts) first.
-      - The live-only categories (V(attested/document), V(loadbalancer), V(versions), V(identity/oauth2/token))
+      - For V(loadbalancer) paths, V(auto) uses the facts when they hold IMDS's answer (the document, or that there
+        is none), else asks IMDS live when the host is the controller.
+      - The live-only categories (V(attested/document), V(versions), V(identity/oauth2/token))
         are read live with V(auto) and V(live), and are an error with V(facts).
     type: str
     choices: [auto, facts, live]
@@ -75,7 +81,7 @@ options:
       - V(json) returns dictionaries and lists as data and a leaf as its string, as IMDS's JSON has them.
       - V(text) returns what IMDS returns with C(format=text) for that path. For a leaf that is its value;
         for a dictionary its keys and for a list its indexes, one per line, with C(/) after those that hold
-        more. Only instance paths have a text form.
+        more. Only instance paths have a text form (IMDS serves the other categories as JSON only).
     type: str
     choices: [json, text]
     default: json
@@ -180,13 +186,17 @@ EXAMPLES = r"""
     - name: Gather the instance document on each VM
       imds.azure.metadata_facts:
 
-    - name: Render a file that names the VM and its first public IP
+    - name: Render a file that names the VM and its public IP (Standard SKU ones are in the load balancer document)
       ansible.builtin.copy:
         dest: /etc/motd
         content: |
           {{ lookup('imds.azure.metadata', 'compute/name') }} ({{ lookup('imds.azure.metadata', 'compute/vmSize') }})
-          public IP: {{ lookup('imds.azure.metadata', 'network/interface/0/ipv4/ipAddress/0/publicIpAddress', default='none') }}
+          public IP: {{ lookup('imds.azure.metadata', 'loadbalancer/loadbalancer/publicIpAddresses/0/frontendIpAddress', default='none') }}
         mode: "0644"
+
+    - name: The inbound rules of the VM's load balancer, from its facts (one list of dictionaries)
+      ansible.builtin.debug:
+        msg: "{{ lookup('imds.azure.metadata', 'loadbalancer/loadbalancer/inboundRules', default=[]) }}"
 
     - name: The same with source=facts spelled out; tagsList comes back as a list of dictionaries
       ansible.builtin.debug:
@@ -247,7 +257,8 @@ _raw:
     - One answer per term. With O(format=json), a string for a leaf and dictionaries and lists as IMDS's JSON
       has them; with O(format=text), a string.
     - For V(attested/document), V(loadbalancer), V(versions) and V(identity/oauth2/token), the JSON document
-      IMDS returns (the token's is C(access_token), C(expires_on), C(resource), C(token_type)...).
+      IMDS returns (the token's is C(access_token), C(expires_on), C(resource), C(token_type)...); for a path
+      below V(loadbalancer), what it leads to in the load balancer document.
   type: list
   elements: raw
 """
@@ -272,11 +283,12 @@ from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzu
 from ansible_collections.imds.azure.plugins.module_utils._options import MAX_TIMEOUT, OptionError, endpoint, seconds
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_live import (
     InstanceCache, InstanceEntry, LiveSettings, fetch_instance)
-from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, check_tree
+from ansible_collections.imds.azure.plugins.module_utils._normalize import (
+    LB_FAILED, LB_FOUND, LB_NOT_FOUND, LB_NOT_REQUESTED, ImdsDocumentError, check_tree)
 from ansible_collections.imds.azure.plugins.module_utils._text import printable
-from ansible_collections.imds.azure.plugins.module_utils._versions import IDENTITY_API_VERSION
+from ansible_collections.imds.azure.plugins.module_utils._versions import IDENTITY_API_VERSION, LOAD_BALANCER_SINCE
 from ansible_collections.imds.azure.plugins.plugin_utils._paths import (
-    ATTESTED, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
+    ATTESTED, LOADBALANCER, TOKEN, VERSIONS, ImdsPath, PathError, PathNotFound, parse_path, text_of, walk)
 
 display = Display()
 
@@ -414,28 +426,86 @@ class LookupModule(LookupBase):
     # -- answers ------------------------------------------------------------------------
 
     def _answer(self, path: ImdsPath, target: Target) -> t.Any:
+        if path.category == LOADBALANCER:
+            return self._load_balancer(path, target)
         if not path.is_instance:
             return self._live_category(path, target)
         try:
             answer = self._instance_document(target)
         except NotOnAzure as exc:
             return self._not_on_azure(path, target, exc)
+        hint = ""
+        if answer.live is None and path.segments[:2] == USER_DATA:
+            hint = (" imds.azure.metadata_facts leaves userData out of the facts unless include_user_data=true;"
+                    " or read it live.")
         try:
-            node = walk(answer.document, path.segments)
-        except PathNotFound as exc:
-            if self._has_default:
-                return self._default
-            hint = ""
-            if answer.live is None and path.segments[:2] == USER_DATA:
-                hint = (" imds.azure.metadata_facts leaves userData out of the facts unless include_user_data=true;"
-                        " or read it live.")
-            raise AnsibleLookupError(
-                f"The IMDS path {printable(path.display, 200)!r} does not exist in {answer.origin} (api-version "
-                f"{printable(answer.api_version, 40)}): {exc.reason}.{hint}") from None
+            node = self._walk(path, answer, hint)
+        except _Default:
+            return self._default
         fmt = self.get_option("format")
         if answer.live is not None and answer.live.user_data and self._needs_user_data(path, fmt):
             node = self._with_user_data(answer.live, path)
         return text_of(node) if fmt == "text" else copy.deepcopy(node)
+
+    def _walk(self, path: ImdsPath, answer: Answer, hint: str = "") -> t.Any:
+        """The node at ``path`` in ``answer``'s document; _Default when it is not there and a default was given."""
+        try:
+            return walk(answer.document, path.segments)
+        except PathNotFound as exc:
+            if self._has_default:
+                raise _Default() from None
+            raise AnsibleLookupError(
+                f"The IMDS path {printable(path.display, 200)!r} does not exist in {answer.origin} (api-version "
+                f"{printable(answer.api_version, 40)}): {exc.reason}.{hint}") from None
+
+    def _load_balancer(self, path: ImdsPath, target: Target) -> t.Any:
+        """``loadbalancer[/...]``: from the host's facts (source facts, or auto when they hold it), else live."""
+        if self.get_option("format") == "text":
+            raise AnsibleLookupError(f"IMDS serves {path.category} as JSON only; format=text is for instance paths.")
+        source = self.get_option("source")
+        facts = target.facts or {}
+        status = facts.get("azure_load_balancer_status")
+        imds_said = status == LB_NOT_FOUND or (status == LB_FOUND
+                                               and isinstance(facts.get("azure_load_balancer_metadata"), t.Mapping))
+        if source == "facts" or (source == "auto" and (imds_said or facts.get("azure_detected") is False)):
+            try:
+                answer = self._load_balancer_from_facts(target, facts)
+            except NotOnAzure as exc:
+                return self._not_on_azure(path, target, exc)
+        elif source == "auto" and not (target.is_controller or self.get_option("allow_live_for_remote_hosts")):
+            raise AnsibleLookupError(
+                f"There is no load balancer metadata in the facts of {target.label} ({_load_balancer_missing(facts)}), "
+                f"and it is not the controller ({target.why}), so asking IMDS from here would describe the "
+                f"controller instead. {FACTS_HINT}, with load_balancer=true (the default).")
+        else:
+            return self._live_category(path, target)
+        if answer is None:  # IMDS said there is none, and a default was given
+            return self._default
+        try:
+            return copy.deepcopy(self._walk(path, answer))
+        except _Default:
+            return self._default
+
+    def _load_balancer_from_facts(self, target: Target, facts: t.Mapping[str, t.Any]) -> Answer | None:
+        """The load balancer document in the host's facts; None for IMDS's "none here" when a default was given."""
+        if facts.get("azure_detected") is False:
+            reason = facts.get("azure_detection_reason") or "its facts say azure_detected=false"
+            raise NotOnAzure(f"it is not an Azure VM according to its facts ({reason})")
+        status = facts.get("azure_load_balancer_status")
+        document = facts.get("azure_load_balancer_metadata")
+        if status == LB_FOUND and isinstance(document, t.Mapping):
+            return Answer(document, facts.get("azure_api_version"),
+                          f"the load balancer metadata in the facts of {target.label}", None)
+        if status == LB_NOT_FOUND:
+            if self._has_default:
+                return None
+            raise AnsibleLookupError(
+                f"IMDS told the gather on {target.label} that it has no load balancer metadata (404 \"No load "
+                "balancer metadata is found\"): the VM is behind no Standard SKU load balancer and has no Standard "
+                "SKU public IP. Set default= to get a value instead.")
+        raise AnsibleLookupError(f"source=facts, and the facts of {target.label} hold no load balancer metadata "
+                                 f"({_load_balancer_missing(facts)}). {FACTS_HINT}, with load_balancer=true "
+                                 "(the default).")
 
     def _instance_document(self, target: Target) -> Answer:
         source = self.get_option("source")
@@ -578,7 +648,14 @@ class LookupModule(LookupBase):
             raise
         for warning in response.warnings:
             display.warning(warning)
-        return response.data
+        if not path.segments:
+            return response.data
+        answer = Answer(response.data, response.api_version, f"the {path.category} document IMDS at "
+                        f"{self._settings().endpoint} returned live", None)
+        try:
+            return self._walk(path, answer)
+        except _Default:
+            return self._default
 
     def _token(self, path: ImdsPath) -> t.Any:
         resource = self.get_option("resource")
@@ -600,6 +677,27 @@ class LookupModule(LookupBase):
                                          "that matches client_id, object_id or msi_res_id.") from None
             raise
         return response.data
+
+
+class _Default(Exception):
+    """The path is not there and the lookup was given a default: answer it."""
+
+
+def _load_balancer_missing(facts: t.Mapping[str, t.Any]) -> str:
+    """Why a host's facts hold no load balancer document, for a message."""
+    status = facts.get("azure_load_balancer_status")
+    version = facts.get("azure_api_version")
+    if status is None:
+        return ("ansible_facts['azure_load_balancer_status'] is missing: they were gathered by an older imds.azure, "
+                "with a filter that leaves it out, or not at all")
+    if status == LB_NOT_REQUESTED and isinstance(version, str) and version < LOAD_BALANCER_SINCE:
+        return (f"they were gathered with api-version {version}, older than {LOAD_BALANCER_SINCE}, the first that "
+                "serves /metadata/loadbalancer")
+    if status == LB_NOT_REQUESTED:
+        return "they were gathered with load_balancer=false, or with a filter that needs none of its facts"
+    if status == LB_FAILED:
+        return "reading it failed when they were gathered; that task's warning said why"
+    return "ansible_facts['azure_load_balancer_metadata'] is missing: gather without a filter that leaves it out"
 
 
 def _flat(terms: t.Any) -> list[t.Any]:

@@ -102,6 +102,7 @@ class ImdsClient:
         self.clock = clock
         self.sleep = sleep
         self._limiter = limiter
+        self.answered = False  # IMDS has answered this client (any status): the route to it works
 
     @property
     def is_default_endpoint(self) -> bool:
@@ -125,9 +126,10 @@ class ImdsClient:
                         {"format": "text"} if fmt == "text" else None, fmt=fmt, first_timeout=first_timeout)
 
     def get(self, path: str, params: dict[str, str] | None = None, *, fmt: str = "json", versioned: bool = True,
-            first_timeout: float | None = None, policy: RetryPolicy = RETRY) -> ImdsResponse:
+            first_timeout: float | None = None, policy: RetryPolicy = RETRY,
+            until: float | None = None) -> ImdsResponse:
         return self.call("GET", path, params, fmt=fmt, versioned=versioned, first_timeout=first_timeout,
-                         policy=policy)
+                         policy=policy, until=until)
 
     def post(self, path: str, payload: t.Any, *, fmt: str = "text") -> ImdsResponse:
         """POST ``payload`` as JSON (scheduled events answer an approval with an empty body)."""
@@ -135,14 +137,17 @@ class ImdsClient:
 
     def call(self, method: str, path: str, params: dict[str, str] | None = None, *, data: bytes | None = None,
              fmt: str = "json", versioned: bool = True, first_timeout: float | None = None,
-             policy: RetryPolicy = RETRY) -> ImdsResponse:
+             policy: RetryPolicy = RETRY, until: float | None = None) -> ImdsResponse:
         """One logical request: attempts, negotiation and back-off under one deadline. Raises ImdsError.
 
         No attempt starts after ``retry_timeout``; none ends after ``retry_timeout`` plus the
         longest attempt timeout (``timeout``, or ``first_timeout`` for the first attempt).
+        ``until`` (on the client's clock) brings that deadline forward, so that a call made
+        after another shares the first one's: no retry starts after ``until``, no attempt
+        ends after ``until`` plus its timeout.
         """
         started = self.clock()
-        retry_until = started + self.retry_timeout
+        retry_until = started + self.retry_timeout if until is None else min(until, started + self.retry_timeout)
         give_up_at = retry_until + max(self.timeout, first_timeout or 0.0)
         version = self.api_version if versioned else None
         backoff = _Backoff()
@@ -154,6 +159,7 @@ class ImdsClient:
             timeout = first_timeout if first_timeout and attempts == 1 else self.timeout
             try:
                 response = self._send(method, url, data, timeout, give_up_at)
+                self.answered = True
                 if 200 <= response.status < 300:
                     value, duplicates = _parse(response, fmt)
                     warnings = [f"IMDS at {url} named the key {key!r} twice in one object; the last value was used."

@@ -15,16 +15,18 @@ class ImdsError(Exception):
     ``kind`` is ``http`` (IMDS answered with an error status), ``body`` (the answer
     cannot be read), ``config`` (an option value), ``rate_limit``, or the kind of the
     transport failure (``timeout``, ``refused``, ``reset``, ``unreachable``,
-    ``truncated``, ``too_large``, ``protocol``, ``error``).
+    ``truncated``, ``too_large``, ``protocol``, ``error``). ``text`` is the ``error``
+    text of IMDS's error body, as sent (escape it before showing it), or None.
     """
 
     def __init__(self, message: str, *, url: str | None = None, status: int | None = None,
-                 api_version: str | None = None, kind: str = "http") -> None:
+                 api_version: str | None = None, kind: str = "http", text: str | None = None) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
         self.api_version = api_version
         self.kind = kind
+        self.text = text
 
     def to_result(self) -> dict[str, t.Any]:
         """The fields a module adds to fail_json beside msg."""

@@ -16,11 +16,21 @@ import typing as t
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._text import printable
 
+# Microsoft's words when a VM has no load balancer metadata (IMDS answers 404 with them):
+# "No load balancer metadata is found. Please check if your VM is using any non-basic SKU
+# load balancer and retry later." The troubleshooting page words the rest differently.
+NO_LOAD_BALANCER = "no load balancer metadata is found"
+
 ROUTE_HINT = (
     "If this host is an Azure VM whose 169.254.0.0/16 route belongs to another interface "
     "(a Windows failover cluster node, a container bridge, a VPN), apply the "
     "imds.azure.route role so that 169.254.169.254 is reached through the primary NIC."
 )
+
+
+def no_load_balancer(status: int | None, text: str | None) -> bool:
+    """Whether an answer is IMDS's ordinary "this VM has no load balancer metadata" (a 404)."""
+    return status == 404 and isinstance(text, str) and NO_LOAD_BALANCER in text.lower()
 
 
 def attempts_text(count: int) -> str:
@@ -40,7 +50,8 @@ def failure(client: t.Any, what: str, cause: t.Any, url: str, version: str | Non
 def _transport(client: t.Any, exc: t.Any, url: str, version: str | None, attempts: int) -> ImdsError:
     tries = f" after {attempts_text(attempts)}" if attempts > 1 else ""
     message = f"Could not get {url} (api-version {version}): {printable(str(exc))}{tries}."
-    if exc.kind in ("timeout", "unreachable") and client.is_default_endpoint:
+    # once IMDS has answered this client, the route to it is not the problem
+    if exc.kind in ("timeout", "unreachable") and client.is_default_endpoint and not getattr(client, "answered", False):
         message += " " + ROUTE_HINT
     elif exc.kind == "refused":
         message += " Nothing listens at that address: check the endpoint."
@@ -112,6 +123,12 @@ def _status(client: t.Any, status: int, url: str, version: str | None, attempts:
             message += " No api-version known to this collection is served here."
     elif status == 400:
         message += " The request was refused as malformed."
+    elif no_load_balancer(status, text):
+        message += (" IMDS keeps load balancer metadata only for VMs behind a Standard SKU load balancer or with a "
+                    "Standard SKU public IP address.")
+    elif status == 404 and "/metadata/loadbalancer" in url:
+        message += (" Microsoft documents this while IMDS enables or provisions its load balancer metadata; try "
+                    "again later.")
     elif status == 404:
         message += " That path does not exist in IMDS (paths are case-sensitive)."
     elif status == 405:
@@ -124,4 +141,4 @@ def _status(client: t.Any, status: int, url: str, version: str | None, attempts:
                     "it answers with 401), as can a firewall, proxy or security agent on the way.")
     elif 100 <= status < 200:
         message += " IMDS never answers with an interim status alone; something other than IMDS answered."
-    return ImdsError(message, url=url, status=status, api_version=version)
+    return ImdsError(message, url=url, status=status, api_version=version, text=text)

@@ -73,6 +73,22 @@ userData
     is not base64 of UTF-8 text is kept undecoded, exactly as IMDS sent it (the raw
     value is also in ``ansible_azure_metadata.compute.userData``): never an error.
 
+The load balancer document (``load_balancer()``)
+    ``/metadata/loadbalancer`` answers ``{"loadbalancer": {"publicIpAddresses": [...],
+    "inboundRules": [...], "outboundRules": [...]}}``. ``load_balancer()`` refuses
+    anything without a ``loadbalancer`` object (ImdsDocumentError) and types the rest by
+    ``FIELDS``: keys snake_cased, ports ``int`` (from numbers or decimal strings),
+    protocols and addresses as IMDS writes them, ``""`` -> None; each of the three lists
+    is a list of objects holding every known key (None when missing); unknown fields are
+    kept. ``normalize(..., load_balancer=...)`` puts it into ``ansible_azure_load_balancer``
+    (the raw body into ``ansible_azure_load_balancer_metadata``) and merges
+    ``publicIpAddresses`` into the public address facts: an interface IPv4 address
+    without a public address in the instance document takes the one the load balancer
+    document gives its private address (``public_source``: ``instance`` or
+    ``load_balancer``). Only addresses that can be public count: IMDS documents
+    publicIpAddresses as "the instance level public or private IP", and a private,
+    link-local or otherwise non-public address there is not a public IP.
+
 Sharing
     ``ansible_azure_metadata`` is the document itself (shallow copies only where
     userData is removed); callers must not mutate the document afterwards.
@@ -83,6 +99,7 @@ import base64
 import json
 import math
 import re
+from typing import NamedTuple
 
 from ansible_collections.imds.azure.plugins.module_utils._text import printable, whole_number
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS, Field, field_expected, field_since
@@ -95,6 +112,16 @@ _WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _MAC_SEPARATORS = re.compile(r"[:.\-]")
 _MAC_HEX = re.compile(r"[0-9a-fA-F]{12}\Z")
 _OS_TYPES = {"linux": "Linux", "windows": "Windows"}
+
+# What a gather knows of /metadata/loadbalancer (ansible_azure_load_balancer_status).
+LB_FOUND = "found"
+LB_NOT_FOUND = "not_found"
+LB_NOT_REQUESTED = "not_requested"
+LB_FAILED = "failed"
+LB_STATUSES = (LB_FOUND, LB_NOT_FOUND, LB_NOT_REQUESTED, LB_FAILED)
+# Where a public address came from (public_source, ansible_azure_public_ipv4_source).
+SOURCE_INSTANCE = "instance"
+SOURCE_LOAD_BALANCER = "load_balancer"
 
 
 class ImdsDocumentError(ValueError):
@@ -130,10 +157,11 @@ _KNOWN_SNAKE = {
 }
 
 
-def _compute_tree(fields: tuple[Field, ...]) -> _Node:
+def _tree(fields: tuple[Field, ...], top: str) -> _Node:
+    """The fields below ``top`` (``compute``, ``loadbalancer``) as a tree of _Nodes."""
     root = _Node("object")
     for field in fields:
-        if not field.path.startswith("compute."):
+        if not field.path.startswith(top + "."):
             continue
         *parents, last = field.path.split(".")[1:]
         node = root
@@ -146,7 +174,8 @@ def _compute_tree(fields: tuple[Field, ...]) -> _Node:
     return root
 
 
-_COMPUTE = _compute_tree(FIELDS)
+_COMPUTE = _tree(FIELDS, "compute")
+_LOAD_BALANCER = _tree(FIELDS, "loadbalancer")
 
 
 def _snake(name: object) -> str:
@@ -183,8 +212,8 @@ def _json_text(value: object) -> str:
         return f"<{_describe(value)}>"
 
 
-def _too_deep(where: str = "compute") -> ImdsDocumentError:
-    return ImdsDocumentError(f"{where} is nested more than {MAX_DEPTH} levels deep; an IMDS instance document is not")
+def _too_deep(what: str = "compute", document: str = "instance") -> ImdsDocumentError:
+    return ImdsDocumentError(f"{what} is nested more than {MAX_DEPTH} levels deep; an IMDS {document} document is not")
 
 
 def _where(path: tuple[object, ...]) -> str:
@@ -193,7 +222,7 @@ def _where(path: tuple[object, ...]) -> str:
     return printable(text or "the document", 120)
 
 
-def check_tree(document: object) -> None:
+def check_tree(document: object, kind: str = "instance") -> None:
     """Refuse what no IMDS document holds, anywhere in it; raise ImdsDocumentError (one line).
 
     Containers nested more than MAX_DEPTH levels below the root, NaN and infinities,
@@ -204,20 +233,20 @@ def check_tree(document: object) -> None:
     while stack:
         node, path = stack.pop()
         if len(path) > MAX_DEPTH:
-            raise _too_deep(printable(str(path[0]), 60))
+            raise _too_deep(printable(str(path[0]), 60), kind)
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for key, value in items:
             if isinstance(value, (dict, list)):
                 stack.append((value, path + (key,)))
             elif isinstance(value, float) and not math.isfinite(value):
                 raise ImdsDocumentError(f"{_where(path + (key,))} is {value}, which is not JSON (JSON has no NaN "
-                                        "or Infinity): this is not an IMDS instance document")
+                                        f"or Infinity): this is not an IMDS {kind} document")
             elif value is not None and not isinstance(value, (str, int, float)):
                 raise ImdsDocumentError(f"{_where(path + (key,))} is a {printable(type(value).__name__, 40)}, "
-                                        "which is no JSON value: this is not an IMDS instance document")
+                                        f"which is no JSON value: this is not an IMDS {kind} document")
             elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
                 raise ImdsDocumentError(f"{_where(path + (key,))} is a number of more than 4000 digits, which "
-                                        "Python's JSON cannot write back: this is not an IMDS instance document")
+                                        f"Python's JSON cannot write back: this is not an IMDS {kind} document")
 
 
 def _object(mapping: dict, children: dict[str, _Node] | None) -> dict[str, object]:
@@ -393,13 +422,17 @@ def _subnets(family: object) -> list[str]:
     return subnets
 
 
+def _ipv4_address(private: str | None, public: str | None) -> dict[str, str | None]:
+    return {"private": private, "public": public, "public_source": SOURCE_INSTANCE if public is not None else None}
+
+
 def _interface(nic: dict) -> dict[str, object]:
     ipv4 = nic.get("ipv4")
     ipv6 = nic.get("ipv6")
     return {
         "mac_address": _mac(nic.get("macAddress")),
         "ipv4_addresses": [
-            {"private": _text(entry.get("privateIpAddress")), "public": _text(entry.get("publicIpAddress"))}
+            _ipv4_address(_text(entry.get("privateIpAddress")), _text(entry.get("publicIpAddress")))
             for entry in _entries(ipv4, "ipAddress")
         ],
         "ipv4_subnets": _subnets(ipv4),
@@ -423,6 +456,134 @@ def _interfaces(network: dict) -> list[dict[str, object]]:
             raise ImdsDocumentError(f"network.interface[{index}] is {_describe(nic)}, not a network interface object")
         interfaces.append(_interface(nic))
     return interfaces
+
+
+class LoadBalancer(NamedTuple):
+    """What a gather knows of ``/metadata/loadbalancer``.
+
+    ``status`` is one of LB_FOUND (``document`` is the body IMDS returned and ``facts``
+    its typed form), LB_NOT_FOUND (IMDS answered that the VM has no load balancer
+    metadata), LB_NOT_REQUESTED (not asked) and LB_FAILED (asked, no usable answer).
+    """
+
+    status: str
+    document: dict | None = None
+    facts: dict | None = None
+
+
+NOT_REQUESTED = LoadBalancer(LB_NOT_REQUESTED)
+
+
+def load_balancer(document: object) -> LoadBalancer:
+    """Read the body of ``/metadata/loadbalancer``: a LoadBalancer with status LB_FOUND.
+
+    Raises ImdsDocumentError, and nothing else, when ``document`` is not a load balancer
+    document (an object whose ``loadbalancer`` is an object). Below that, odd values
+    are tolerated as in the instance document: lists that are not lists are empty,
+    entries that are not objects are left out, a known field of the wrong kind is None.
+    """
+    if not isinstance(document, dict):
+        raise ImdsDocumentError(f"the document is {_describe(document)}; an IMDS load balancer document is an object "
+                                "with a loadbalancer object")
+    inner = document.get("loadbalancer")
+    if not isinstance(inner, dict):
+        error = document.get("error")
+        if isinstance(error, str) and error:
+            raise ImdsDocumentError(f"IMDS answered with an error, not a load balancer document: {printable(error, 300)}")
+        if "loadbalancer" in document:
+            raise ImdsDocumentError(f"loadbalancer is {_describe(inner)}, not an object: this is not an IMDS load "
+                                    "balancer document")
+        keys = [printable(str(key), 60) for key in list(document)[:5]]
+        more = ", ..." if len(document) > 5 else ""
+        raise ImdsDocumentError(f"the document has no loadbalancer object (its keys: {', '.join(keys) or 'none'}{more}); "
+                                "this is not an IMDS load balancer document")
+    check_tree(document, "load balancer")
+    facts = _object(inner, _LOAD_BALANCER.children)
+    for name, node in _LOAD_BALANCER.children.items():  # the three lists, always lists of whole entries
+        entries = facts.get(name)
+        known = node.item.children if node.item is not None else {}
+        facts[name] = [{**dict.fromkeys(known), **entry} for entry in entries if isinstance(entry, dict)] \
+            if isinstance(entries, list) else []
+    return LoadBalancer(LB_FOUND, document, facts)
+
+
+_NOT_PUBLIC = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+               "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8")
+_NOT_PUBLIC_NETWORKS: list = []  # _NOT_PUBLIC parsed, at the first use (ipaddress is imported then)
+
+
+def _public_family(text: object) -> str | None:
+    """``ipv4`` or ``ipv6`` when ``text`` is an IP address that can be reached from the internet.
+
+    None for text that is no IP address and for addresses that never are public: private
+    (RFC 1918, unique local), shared (100.64.0.0/10), link-local, loopback, multicast,
+    reserved. IMDS calls publicIpAddresses "the instance level public or private IP".
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if not _NOT_PUBLIC_NETWORKS:
+        _NOT_PUBLIC_NETWORKS.extend(map(ipaddress.ip_network, _NOT_PUBLIC))
+    if any(address.version == network.version and address in network for network in _NOT_PUBLIC_NETWORKS):
+        return None
+    return f"ipv{address.version}"
+
+
+def _address_key(text: object) -> str | None:
+    """The address in one spelling (``fd00:0::4`` and ``fd00::4`` match), or the text as it is."""
+    if not isinstance(text, str) or not text:
+        return None
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def _merge_public(interfaces: list[dict[str, object]], load_balancer: dict | None) -> list[dict[str, object]]:
+    """Give interface addresses without a public one the load balancer's; return every public address.
+
+    Each address of the load balancer's publicIpAddresses that is public goes to every
+    interface IPv4 address with its private address, unless IMDS's instance document
+    already gave that one a public address. The result lists each interface's public
+    addresses in document order, then the load balancer's that no interface address
+    took (another private address, a second address for the same one, IPv6).
+    """
+    reported = []
+    for entry in (load_balancer or {}).get("public_ip_addresses") or []:
+        family = _public_family(entry.get("frontend_ip_address"))
+        if family is not None:
+            private = entry.get("private_ip_address")
+            reported.append({"address": entry["frontend_ip_address"],
+                             "private": private if isinstance(private, str) else None,
+                             "source": SOURCE_LOAD_BALANCER, "family": family})
+    by_private: dict[str, str] = {}
+    for item in reported:
+        key = _address_key(item["private"])
+        if item["family"] == "ipv4" and key is not None:
+            by_private.setdefault(key, item["address"])
+    every: list[dict[str, object]] = []
+    for nic in interfaces:
+        for address in nic["ipv4_addresses"]:  # type: ignore[union-attr]
+            if address["public"] is None and by_private:
+                found = by_private.get(_address_key(address["private"]))  # type: ignore[arg-type]
+                if found is not None:
+                    address.update(public=found, public_source=SOURCE_LOAD_BALANCER)
+            if address["public"] is not None:
+                every.append({"address": address["public"], "private": address["private"],
+                              "source": address["public_source"], "family": "ipv4"})
+    listed = {item["address"] for item in every}
+    for item in reported:
+        if item["address"] not in listed:
+            every.append(item)
+            listed.add(item["address"])
+    return every
 
 
 def _not_an_instance_document(document: dict) -> ImdsDocumentError:
@@ -466,13 +627,16 @@ def _int_shortcut(compute: dict[str, object], key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def normalize(document: object, api_version: str, include_user_data: bool = False) -> dict[str, object]:
+def normalize(document: object, api_version: str, include_user_data: bool = False,
+              load_balancer: LoadBalancer = NOT_REQUESTED) -> dict[str, object]:
     """Return the Ansible facts (keys prefixed ``ansible_azure_``) for an IMDS document.
 
     ``document`` is the parsed JSON body of ``/metadata/instance``; ``api_version`` the
     version it was fetched with (reported as ``ansible_azure_api_version``);
-    ``include_user_data`` keeps userData (decoded) in the facts. Raises
-    ImdsDocumentError, and nothing else, when ``document`` is not an instance document.
+    ``include_user_data`` keeps userData (decoded) in the facts; ``load_balancer`` what
+    the gather learnt from ``/metadata/loadbalancer`` (see ``load_balancer()``), merged
+    as ``merge_load_balancer()`` does. Raises ImdsDocumentError, and nothing else, when
+    ``document`` is not an instance document.
     """
     if not isinstance(document, dict):
         raise ImdsDocumentError(
@@ -493,8 +657,7 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
     tags = _tags(compute)
     os_type = _shortcut(compute_facts, "os_type")
     private_ipv4 = [a["private"] for nic in interfaces for a in nic["ipv4_addresses"] if a["private"] is not None]
-    public_ipv4 = [a["public"] for nic in interfaces for a in nic["ipv4_addresses"] if a["public"] is not None]
-    return {
+    facts = {
         "ansible_azure_detected": True,
         "ansible_azure_api_version": api_version,
         "ansible_azure_metadata": document if include_user_data else _strip_user_data(document, compute),
@@ -513,12 +676,43 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
         "ansible_azure_tags": tags,
         "ansible_azure_interfaces": interfaces,
         "ansible_azure_private_ipv4_addresses": private_ipv4,
-        "ansible_azure_public_ipv4_addresses": public_ipv4,
         "ansible_azure_ipv6_addresses": [address for nic in interfaces for address in nic["ipv6_addresses"]],
         "ansible_azure_mac_addresses": [nic["mac_address"] for nic in interfaces if nic["mac_address"] is not None],
         "ansible_azure_private_ipv4": private_ipv4[0] if private_ipv4 else None,
-        "ansible_azure_public_ipv4": public_ipv4[0] if public_ipv4 else None,
         "ansible_azure_missing_by_api_version": missing_by_api_version(document, api_version, include_user_data),
+    }
+    return merge_load_balancer(facts, load_balancer)
+
+
+def merge_load_balancer(facts: dict[str, object], load_balancer: LoadBalancer) -> dict[str, object]:
+    """Return ``facts`` (from ``normalize()``) with the public address and load balancer facts
+    for what the gather learnt of ``/metadata/loadbalancer``: a new dict; ``facts`` is not changed.
+
+    The public address facts are made from the interfaces' instance-document addresses
+    (``public_source`` ``instance``) and, when ``load_balancer`` was found, its
+    publicIpAddresses (see ``_merge_public()``), so that merging twice gives the same facts.
+    """
+    found = load_balancer.status == LB_FOUND and isinstance(load_balancer.facts, dict)
+    lb_facts = load_balancer.facts if found else None
+    interfaces = [
+        {**nic, "ipv4_addresses": [_ipv4_address(a["private"], a["public"] if a["public_source"] == SOURCE_INSTANCE
+                                                 else None)
+                                   for a in nic["ipv4_addresses"]]}  # type: ignore[union-attr]
+        for nic in facts.get("ansible_azure_interfaces") or []  # type: ignore[union-attr]
+    ]
+    public = _merge_public(interfaces, lb_facts)
+    public_ipv4 = [item for item in public if item["family"] == "ipv4"]
+    return {
+        **facts,
+        "ansible_azure_interfaces": interfaces,
+        "ansible_azure_public_ipv4_addresses": [item["address"] for item in public_ipv4],
+        "ansible_azure_public_ipv4": public_ipv4[0]["address"] if public_ipv4 else None,
+        "ansible_azure_public_ipv4_source": public_ipv4[0]["source"] if public_ipv4 else None,
+        "ansible_azure_public_ip_addresses": public,
+        "ansible_azure_load_balancer": lb_facts,
+        "ansible_azure_load_balancer_metadata": load_balancer.document if found else None,
+        "ansible_azure_load_balancer_status": load_balancer.status if found or load_balancer.status != LB_FOUND
+        else LB_FAILED,
     }
 
 

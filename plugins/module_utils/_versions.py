@@ -19,11 +19,17 @@ This is the one place in the collection that knows versions:
     preview ``2017-03-01`` is left out as above.
 
 ``FIELDS``
-    Every field of an instance document we know, with the api-version that brings it
-    and the kind of value it holds. The normalizer reads the kinds (so that only
-    fields that are numbers become ``int`` and only fields that are flags become
-    ``bool``), ``scripts/facts-docs`` generates the docsite's fields-by-version page
-    from it, and ``field_since()`` tells "not in this api-version" from "not on this VM".
+    Every field of an instance document we know, and of the load balancer document
+    (``/metadata/loadbalancer``, paths starting ``loadbalancer.``), with the api-version
+    that brings it and the kind of value it holds. The normalizer reads the kinds (so
+    that only fields that are numbers become ``int`` and only fields that are flags
+    become ``bool``), ``scripts/facts-docs`` generates the docsite's fields-by-version
+    page from it, and ``field_since()`` tells "not in this api-version" from "not on
+    this VM".
+
+``LOAD_BALANCER_SINCE``
+    The first api-version that serves ``/metadata/loadbalancer`` (Microsoft's load
+    balancer IMDS how-to and the IMDS endpoint categories table both say 2020-10-01).
 
 Versions are ``YYYY-MM-DD`` strings; they order as dates, so they compare as strings.
 """
@@ -72,6 +78,7 @@ KNOWN_VERSIONS: tuple[str, ...] = (
 NEWEST: str = KNOWN_VERSIONS[-1]
 # Managed identity tokens: the api-version Microsoft documents for /metadata/identity/oauth2/token.
 IDENTITY_API_VERSION: str = "2018-02-01"
+LOAD_BALANCER_SINCE: str = "2020-10-01"
 
 # Microsoft's release notes: 2017-11-01 brings EventType Preempt, 2019-01-01 Terminate,
 # 2019-04-01 Description, 2019-08-01 EventSource, 2020-07-01 DurationInSeconds.
@@ -108,7 +115,7 @@ def newest_common(offered: Iterable[str] | None) -> str | None:
 
 
 class Field(NamedTuple):
-    """One field of an instance document.
+    """One field of an instance document (or of the load balancer document).
 
     ``path`` names it in IMDS spelling from the document root; ``[]`` stands for "each
     element of this list". ``since`` is the api-version that brings it, or None where
@@ -270,6 +277,21 @@ FIELDS: tuple[Field, ...] = (
     Field("network.interface[].ipv6.subnet", None, "list"),
     Field("network.interface[].ipv6.subnet[].address", None, "str"),
     Field("network.interface[].ipv6.subnet[].prefix", None, "str"),
+    # /metadata/loadbalancer: {"loadbalancer": {...}}. Ports arrive as JSON numbers in
+    # Microsoft's sample, where every other IMDS value is a string: "int" takes both.
+    Field("loadbalancer", LOAD_BALANCER_SINCE, "object"),
+    Field("loadbalancer.publicIpAddresses", LOAD_BALANCER_SINCE, "list"),
+    Field("loadbalancer.publicIpAddresses[].frontendIpAddress", LOAD_BALANCER_SINCE, "str"),
+    Field("loadbalancer.publicIpAddresses[].privateIpAddress", LOAD_BALANCER_SINCE, "str"),
+    Field("loadbalancer.inboundRules", LOAD_BALANCER_SINCE, "list"),
+    Field("loadbalancer.inboundRules[].frontendIpAddress", LOAD_BALANCER_SINCE, "str"),
+    Field("loadbalancer.inboundRules[].protocol", LOAD_BALANCER_SINCE, "str"),
+    Field("loadbalancer.inboundRules[].frontendPort", LOAD_BALANCER_SINCE, "int"),
+    Field("loadbalancer.inboundRules[].backendPort", LOAD_BALANCER_SINCE, "int"),
+    Field("loadbalancer.inboundRules[].privateIpAddress", LOAD_BALANCER_SINCE, "str"),
+    Field("loadbalancer.outboundRules", LOAD_BALANCER_SINCE, "list"),
+    Field("loadbalancer.outboundRules[].frontendIpAddress", LOAD_BALANCER_SINCE, "str"),
+    Field("loadbalancer.outboundRules[].privateIpAddress", LOAD_BALANCER_SINCE, "str"),
 )
 
 _SINCE: dict[str, str | None] = {field.path: field.since for field in FIELDS}

@@ -12,6 +12,9 @@ description:
   - Reads the instance document of the Azure Instance Metadata Service (IMDS) in one request and
     returns it as typed facts, for example C(ansible_facts['azure_vm_id']) and
     C(ansible_facts['azure_tags']).
+  - Then reads the load balancer metadata in a second request (see O(load_balancer)), where IMDS reports
+    the Standard SKU public IP addresses that the instance document leaves out, and merges them into
+    C(ansible_facts['azure_public_ipv4']) and the other public IP facts.
   - Works as a task and as a gather_facts module (C(facts_modules = ansible.builtin.setup,
     imds.azure.metadata_facts) in C(ansible.cfg)); options then come from C(module_defaults).
   - On a host that is not an Azure VM it returns RV(ansible_facts.azure_detected=false) at once
@@ -41,6 +44,24 @@ options:
         visible to every play, so it is left out unless asked for.
     type: bool
     default: false
+  load_balancer:
+    description:
+      - Also read C(/metadata/loadbalancer), one more request, and merge the public IP addresses it
+        reports into RV(ansible_facts.azure_public_ipv4), RV(ansible_facts.azure_public_ipv4_addresses),
+        RV(ansible_facts.azure_public_ip_addresses) and RV(ansible_facts.azure_interfaces); its frontends and
+        rules become RV(ansible_facts.azure_load_balancer).
+      - IMDS reports a Standard SKU public IP address only there (the instance document has an empty
+        C(publicIpAddress) for it), and Basic SKU public IPs were retired on 2025-09-30, so without it
+        RV(ansible_facts.azure_public_ipv4) is null on almost every VM.
+      - Set V(false) to save the request when no public IP or load balancer fact is needed. It is also left
+        out when O(filter) keeps none of the facts it feeds, and when the api-version is older than
+        V(2020-10-01), the first that serves it (with a warning).
+      - The request shares the gather's deadline, so a gather still ends within O(retry_timeout) plus
+        O(timeout) of its first request. Its failures never fail the gather; instead
+        RV(ansible_facts.azure_load_balancer_status) says what was learnt, and a warning says why the load
+        balancer metadata could not be read (none for a VM that IMDS says has none).
+    type: bool
+    default: true
   filter:
     description:
       - Return only the facts whose names match one of these shell-style patterns, as with
@@ -68,7 +89,8 @@ options:
         module is one of the C(facts_modules); M(ansible.builtin.setup) reads it.
     type: path
 notes:
-  - One request per gather when the api-version is known; two when IMDS refuses the newest version
+  - Two requests per gather when the api-version is known (the instance document, then the load
+    balancer metadata), one with O(load_balancer=false); one more when IMDS refuses the newest version
     and one has to be negotiated.
   - When the asset tag cannot be read (containers, some kernels) and the endpoint is the default,
     the first request waits at most O(probe_timeout) seconds for an answer; no answer then means the
@@ -106,6 +128,14 @@ EXAMPLES = r"""
 - name: Fail on hosts that are not Azure VMs
   imds.azure.metadata_facts:
     require_azure: true
+
+- name: The public IP, wherever IMDS reports it (instance document or load balancer metadata)
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts['azure_public_ipv4'] | default('none', true) }} ({{ ansible_facts['azure_public_ipv4_source'] }})"
+
+- name: Only the instance document, one request per gather
+  imds.azure.metadata_facts:
+    load_balancer: false
 
 # As a gather_facts module, in ansible.cfg:
 #   [defaults]
@@ -243,10 +273,14 @@ ansible_facts:
           type: str
           sample: 00:0d:3a:f8:06:ec
         ipv4_addresses:
-          description: One entry per IPv4 address, its private address and its public one (V(null) when none).
+          description:
+            - One entry per IPv4 address, its private address, its public one (V(null) when none) and where the
+              public address came from in C(public_source), V(instance) (the instance document),
+              V(load_balancer) (the load balancer metadata, matched by private address) or V(null) when there
+              is none.
           type: list
           elements: dict
-          sample: [{"private": "10.1.0.4", "public": "52.166.222.251"}]
+          sample: [{"private": "10.1.0.4", "public": "52.166.222.251", "public_source": "load_balancer"}]
         ipv4_subnets:
           description: The IPv4 subnets, as C(address/prefix).
           type: list
@@ -268,10 +302,55 @@ ansible_facts:
       type: list
       elements: str
     azure_public_ipv4_addresses:
-      description: Every public IPv4 address IMDS reports (Standard SKU public IPs are never reported).
+      description:
+        - Every public IPv4 address IMDS reports for the VM, in the instance document or in the load
+          balancer metadata; the interfaces' first, in document order.
       returned: when detected
       type: list
       elements: str
+      sample: ["20.61.15.200"]
+    azure_public_ip_addresses:
+      description:
+        - Every public IP address IMDS reports, IPv4 and IPv6, each with its private address, its C(source)
+          (V(instance) or V(load_balancer)) and its C(family) (V(ipv4) or V(ipv6)); in the order of
+          RV(ansible_facts.azure_public_ipv4_addresses), then the IPv6 ones.
+      returned: when detected
+      type: list
+      elements: dict
+      sample: [{"address": "20.61.15.200", "private": "10.0.0.4", "source": "load_balancer", "family": "ipv4"}]
+    azure_public_ipv4_source:
+      description: Where RV(ansible_facts.azure_public_ipv4) came from, V(instance) or V(load_balancer); V(null) without one.
+      returned: when detected
+      type: str
+      sample: load_balancer
+    azure_load_balancer:
+      description:
+        - The load balancer metadata, typed. C(public_ip_addresses) (the VM's instance-level addresses,
+          C(frontend_ip_address) and C(private_ip_address)), C(inbound_rules) (load-balancing and inbound NAT
+          rules; C(frontend_ip_address), C(protocol) as IMDS writes it, C(frontend_port) and C(backend_port) as
+          integers, C(private_ip_address)) and C(outbound_rules) (C(frontend_ip_address), C(private_ip_address)).
+        - V(null) unless RV(ansible_facts.azure_load_balancer_status) is V(found).
+      returned: when detected
+      type: dict
+      sample: {"public_ip_addresses": [{"frontend_ip_address": "20.61.15.200", "private_ip_address": "10.0.0.4"}],
+               "inbound_rules": [{"frontend_ip_address": "20.61.15.200", "protocol": "tcp", "frontend_port": 443,
+                                  "backend_port": 8443, "private_ip_address": "10.0.0.4"}], "outbound_rules": []}
+    azure_load_balancer_metadata:
+      description:
+        - The load balancer document as IMDS returned it, or V(null). The lookup P(imds.azure.metadata#lookup)
+          answers C(loadbalancer) paths from it.
+      returned: when detected
+      type: dict
+    azure_load_balancer_status:
+      description:
+        - What the gather learnt of the load balancer metadata. V(found) (read), V(not_found) (IMDS answered that
+          it has none for this VM, which has no Standard SKU load balancer and no Standard SKU public IP),
+          V(not_requested) (O(load_balancer=false), a O(filter) that needs none of it, or an api-version
+          before 2020-10-01) or V(failed) (a warning said why). Only with V(found) or V(not_found) do the public
+          IP facts say all that IMDS knows.
+      returned: when detected
+      type: str
+      sample: found
     azure_ipv6_addresses:
       description: Every private IPv6 address.
       returned: when detected
@@ -289,10 +368,10 @@ ansible_facts:
       type: str
       sample: 10.0.1.10
     azure_public_ipv4:
-      description: The first public IPv4 address, or V(null).
+      description: The first of RV(ansible_facts.azure_public_ipv4_addresses), or V(null).
       returned: when detected
       type: str
-      sample: 52.166.222.251
+      sample: 20.61.15.200
 """
 
 import fnmatch
@@ -304,9 +383,21 @@ from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClie
 from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH, NotOnAzure, request_on_azure
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
-from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, facts_warnings, normalize
+from ansible_collections.imds.azure.plugins.module_utils._normalize import (
+    LB_FAILED, LB_NOT_FOUND, NOT_REQUESTED, ImdsDocumentError, LoadBalancer, facts_warnings, load_balancer,
+    merge_load_balancer, normalize)
 from ansible_collections.imds.azure.plugins.module_utils._options import (
     DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, OptionError, imds_argument_spec, seconds)
+from ansible_collections.imds.azure.plugins.module_utils._versions import LOAD_BALANCER_SINCE
+
+LOAD_BALANCER_PATH = "/metadata/loadbalancer"
+# The facts the load balancer metadata feeds: with a filter that keeps none of them it is not asked for.
+LOAD_BALANCER_FACTS = (
+    "ansible_azure_interfaces", "ansible_azure_public_ipv4_addresses", "ansible_azure_public_ipv4",
+    "ansible_azure_public_ipv4_source", "ansible_azure_public_ip_addresses", "ansible_azure_load_balancer",
+    "ansible_azure_load_balancer_metadata", "ansible_azure_load_balancer_status",
+)
+UNKNOWN_PUBLIC_IPS = "so public IP addresses that IMDS reports only there (Standard SKU) are unknown"
 
 
 def filter_facts(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
@@ -321,6 +412,7 @@ def argument_spec() -> dict[str, t.Any]:
     return dict(
         **imds_argument_spec(),
         include_user_data=dict(type="bool", default=False),
+        load_balancer=dict(type="bool", default=True),
         filter=dict(type="list", elements="str", default=["*"]),
         require_azure=dict(type="bool", default=False),
         dmi_path=dict(type="path", default=DMI_ASSET_TAG_PATH),
@@ -336,12 +428,55 @@ def gather(params: dict[str, t.Any], client: ImdsClient, evidence: t.Any = "dmi"
     here, on the host; the action plugin passes what it knows of a Windows host).
     """
     probe = seconds(params["probe_timeout"], "probe_timeout", above_minimum=True, maximum=MAX_TIMEOUT)
+    started = client.clock()
     detected = request_on_azure(client, lambda first: client.instance(first_timeout=first), probe_timeout=probe,
                                 evidence=evidence, dmi_path=params["dmi_path"])
+    warnings = list(detected.response.warnings)  # each names the URL
     facts = normalize(detected.response.data, detected.response.api_version,
                       include_user_data=params["include_user_data"])
+    if params.get("load_balancer", True) and filter_facts(dict.fromkeys(LOAD_BALANCER_FACTS),
+                                                          params.get("filter") or ["*"]):
+        # the second request shares the first one's deadline: the gather's bound stays that of one call
+        lb = read_load_balancer(client, detected.response.api_version, started + client.retry_timeout, warnings)
+        facts = merge_load_balancer(facts, lb)
     facts["ansible_azure_detection_reason"] = detected.reason
-    return facts, detected.response.warnings + facts_warnings(facts)
+    return facts, warnings + facts_warnings(facts)
+
+
+def read_load_balancer(client: ImdsClient, api_version: str | None, until: float, warnings: list[str]) -> LoadBalancer:
+    """Ask IMDS for /metadata/loadbalancer; what it says, never an exception. Warnings go to ``warnings``.
+
+    Asked at the api-version the instance document came with (IMDS serves the category from
+    2020-10-01), through the same client: same rate limit, same transport. ``until`` (on
+    the client's clock) is the gather's deadline: no retry starts after it and no attempt
+    ends later than ``timeout`` after it, so the gather keeps the bound of one call. IMDS's
+    ordinary "no load balancer metadata is found" (404) is an answer, not a problem: no warning.
+    """
+    if not api_version or api_version < LOAD_BALANCER_SINCE:
+        warnings.append(f"Load balancer metadata not read: api-version {api_version} predates {LOAD_BALANCER_PATH} "
+                        f"({LOAD_BALANCER_SINCE}), {UNKNOWN_PUBLIC_IPS}. Use an api_version of {LOAD_BALANCER_SINCE} "
+                        "or newer where IMDS serves one, or set load_balancer=false.")
+        return NOT_REQUESTED
+    if client.clock() >= until + client.timeout:
+        warnings.append(f"Load balancer metadata not read: the instance document took all of the gather's time "
+                        f"(retry_timeout + timeout, {client.retry_timeout + client.timeout:g} s), {UNKNOWN_PUBLIC_IPS}.")
+        return LoadBalancer(LB_FAILED)
+    try:
+        response = client.get(LOAD_BALANCER_PATH, until=until)
+    except ImdsError as exc:
+        from ansible_collections.imds.azure.plugins.module_utils._messages import no_load_balancer
+
+        if no_load_balancer(exc.status, exc.text):
+            return LoadBalancer(LB_NOT_FOUND)
+        warnings.append(f"Load balancer metadata not read, {UNKNOWN_PUBLIC_IPS}: {exc}")
+        return LoadBalancer(LB_FAILED)
+    warnings.extend(response.warnings)
+    try:
+        return load_balancer(response.data)
+    except ImdsDocumentError as exc:
+        warnings.append(f"Load balancer metadata not read: IMDS at {response.url} (api-version {response.api_version}) "
+                        f"answered with a document that is not a load balancer document, {UNKNOWN_PUBLIC_IPS}: {exc}")
+        return LoadBalancer(LB_FAILED)
 
 
 def run(params: dict[str, t.Any], transport: t.Any, evidence: t.Any = "dmi", limiter: t.Any = None) -> dict[str, t.Any]:

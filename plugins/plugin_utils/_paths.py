@@ -13,10 +13,12 @@ Paths
     without a leading ``instance/``, ``/metadata/instance/`` or ``metadata/instance/``;
     ``instance`` alone is the whole document. Keys are case-sensitive, as in IMDS. An
     index into a list is a decimal number without sign or leading zero. A trailing
-    ``/`` is accepted (IMDS accepts it). The other categories are named by their own
-    paths (``attested/document``, ``loadbalancer``, ``versions``,
-    ``identity/oauth2/token``, each with or without ``/metadata/``); they are answered
-    whole, so nothing may follow them.
+    ``/`` is accepted (IMDS accepts it). ``loadbalancer`` is the whole load balancer
+    document and ``loadbalancer/<keys and indexes>`` walks it from its root the same way
+    (``loadbalancer/loadbalancer/publicIpAddresses/0/frontendIpAddress``). The other
+    categories are named by their own paths (``attested/document``, ``versions``,
+    ``identity/oauth2/token``); they are answered whole, so nothing may follow them.
+    Every category may be written with ``/metadata/`` before it.
 
 ``format=text``
     A leaf is its value. An object is its keys, a list its indexes, one per line in
@@ -37,8 +39,10 @@ ATTESTED = "attested/document"
 LOADBALANCER = "loadbalancer"
 VERSIONS = "versions"
 TOKEN = "identity/oauth2/token"
-LIVE_ONLY = (ATTESTED, LOADBALANCER, VERSIONS, TOKEN)
-"""Categories that are never part of gathered facts: they are only ever read live."""
+# Categories that are never part of gathered facts: read live only, and answered whole.
+LIVE_ONLY = (ATTESTED, VERSIONS, TOKEN)
+# Categories whose documents the lookup walks, from the host's facts or fetched live.
+WALKED = (INSTANCE, LOADBALANCER)
 
 _INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 MAX_TERM_LENGTH = 2048
@@ -63,7 +67,7 @@ class PathNotFound(LookupError):
 
 
 class ImdsPath(t.NamedTuple):
-    """One parsed term: the category and, for ``instance``, the keys and indexes below it."""
+    """One parsed term: the category and, for ``instance`` and ``loadbalancer``, the keys and indexes below it."""
 
     category: str
     segments: tuple[str, ...]
@@ -73,12 +77,12 @@ class ImdsPath(t.NamedTuple):
     def display(self) -> str:
         """The path as a user reads it: ``compute/vmId``, ``instance`` for the root."""
         if self.category != INSTANCE:
-            return self.category
+            return "/".join((self.category, *self.segments))
         return "/".join(self.segments) if self.segments else INSTANCE
 
     @property
     def url_path(self) -> str:
-        """The path of the IMDS request that answers this term."""
+        """The path of the IMDS request that answers this term (the load balancer document whole)."""
         if self.category != INSTANCE:
             return f"/metadata/{self.category}"
         return "/metadata/instance" + "".join(f"/{segment}" for segment in self.segments)
@@ -119,18 +123,21 @@ def parse_path(term: t.Any) -> ImdsPath:
         if rest.startswith(category + "/"):
             raise PathError(f"The term {shown(text, 200)} goes below {category}, which IMDS answers only as a "
                             f"whole; write {category!r} and pick the field from the result.")
-    if rest == INSTANCE:
-        return ImdsPath(INSTANCE, (), term)
+    category = INSTANCE
+    if rest in WALKED:
+        return ImdsPath(rest, (), term)
     if rest.startswith(INSTANCE + "/"):
         rest = rest[len(INSTANCE) + 1:]
+    elif rest.startswith(LOADBALANCER + "/"):
+        category, rest = LOADBALANCER, rest[len(LOADBALANCER) + 1:]
     elif prefixed:
         raise PathError(f"The term {shown(text, 200)} names no IMDS category this lookup reads; it reads "
-                        f"/metadata/instance paths and {', '.join(LIVE_ONLY)}.")
+                        f"/metadata/instance and /metadata/loadbalancer paths and {', '.join(LIVE_ONLY)}.")
     segments = tuple(rest.split("/"))
     if "" in segments:
         raise PathError(f"The term {shown(text, 200)} has an empty segment ('//'); IMDS paths are keys and "
                         "list indexes separated by single slashes, such as 'network/interface/0/macAddress'.")
-    return ImdsPath(INSTANCE, segments, term)
+    return ImdsPath(category, segments, term)
 
 
 def walk(document: t.Any, segments: t.Sequence[str]) -> t.Any:

@@ -52,11 +52,14 @@ def make_fleet(emulator: Callable[..., Any], tmp_path: Path, size: int, *, profi
                fault_domains: int = 3, update_domains: int = 5,
                latency: Callable[[int], float] = lambda index: 0.0,
                customize: Callable[[int, dict], None] = lambda index, compute: None,
-               faults: Callable[[int], dict | None] = lambda index: None) -> Fleet:
+               faults: Callable[[int], dict | None] = lambda index: None,
+               profile_hook: Callable[[int, dict], None] = lambda index, profile: None) -> Fleet:
     """Start `size` emulators, each serving its own VM, and describe them.
 
     customize(index, compute) may change a VM's compute document further; faults(index)
-    gives the fault switches of its emulator (for example {"versions": [...]}).
+    gives the fault switches of its emulator (for example {"versions": [...]});
+    profile_hook(index, profile) may change the whole profile (the network, the emulator's
+    ``_loadbalancer``).
     """
     base = json.loads((PROFILES / f"{profile}.json").read_text())
     folder = tmp_path / "fleet-profiles"
@@ -72,6 +75,7 @@ def make_fleet(emulator: Callable[..., Any], tmp_path: Path, size: int, *, profi
             "platformFaultDomain": str(vm.fault_domain), "platformUpdateDomain": str(vm.update_domain),
         })
         customize(index, document["compute"])
+        profile_hook(index, document)
         path = folder / f"{host}.json"
         path.write_text(json.dumps(document))
         vm.emulator = emulator(profile_file=path, latency=latency(index), faults=faults(index))

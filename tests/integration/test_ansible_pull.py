@@ -79,8 +79,8 @@ def test_ansible_pull_uses_facts_and_live_lookup(emulator, tmp_path):
         "auto_vm_size": compute["vmSize"],
     }
     imds = [r for r in emu.requests if r["path"].startswith("/metadata/")]
-    # the module's one request, and one live document that answers every later lookup of the run
-    assert [r["path"] for r in imds] == ["/metadata/instance", "/metadata/instance"]
+    # the module's two requests, and one live document that answers every later lookup of the run
+    assert [r["path"] for r in imds] == ["/metadata/instance", "/metadata/loadbalancer", "/metadata/instance"]
     assert all(r["headers"].get("metadata") == "true" for r in imds)
 
     # The cron form: --only-if-changed with nothing new in the repository runs nothing.

@@ -101,15 +101,17 @@ def test_time_ratios_are_positive(smoke):
 
 
 def test_request_counts(smoke):
-    """Counts, not speed: one request per gather (two when negotiated), one per live template."""
+    """Counts, not speed: two requests per gather (instance, load balancer), one with load_balancer:
+    false, three when the api-version is negotiated; one per live template."""
     results = smoke[1]
     gather = numbers(results["requests_per_gather"])
-    assert (gather["requests_known"], gather["requests_negotiated"]) == (1, 2)
+    assert (gather["requests_known"], gather["requests_load_balancer_off"], gather["requests_negotiated"]) == (2, 1, 3)
     lookup = numbers(results["lookup"])
-    assert (lookup["live_requests_100"], lookup["live_requests_1"], lookup["facts_requests"]) == (1, 1, 1)
+    assert (lookup["live_requests_100"], lookup["live_requests_1"], lookup["facts_requests"]) == (1, 1, 2)
     params = results["module_vs_ping"]["params"]
-    # two plays per run, each with a full and a filtered facts task per round
-    assert params["imds_requests"] == 2 * 2 * (params["pairs_per_run"] + 1) * params["runs"]
+    # two plays per run, each with a full (2 requests) and a filtered facts task (1: the filter
+    # keeps no load balancer fact) per round
+    assert params["imds_requests"] == 2 * 3 * (params["pairs_per_run"] + 1) * params["runs"]
 
 
 def test_profile_names_the_phases(smoke):

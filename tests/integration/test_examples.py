@@ -6,6 +6,7 @@ the examples' file locations are variables, pointed into the test's folder here.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -141,14 +142,48 @@ def test_which_azure_cloud(emulator, playbook, tmp_path):
             "of this Azure Stack Hub installation (set azure_stack_resource_manager)") in " ".join(result.stdout.split())
 
 
-@pytest.mark.parametrize("profile", ["linux", "no-public-ip"])
-def test_public_ip_as_text(emulator, playbook, tmp_path, profile):
-    fleet = make_fleet(emulator, tmp_path, 1, profile=profile)
+PUBLIC_IP_CASES = {
+    # case: (instance document's publicIpAddress, the emulator's load balancer document, faults) ->
+    #       (the file, what the play says)
+    "standard public ip": ("", {"publicIpAddresses": [{"frontendIpAddress": "20.50.60.70", "privateIpAddress": "{private}"}],
+                                "inboundRules": [], "outboundRules": []}, None,
+                           "20.50.60.70", "20.50.60.70 (from the load balancer metadata)"),
+    "basic public ip, no load balancer": ("52.1.2.3", None, None, "52.1.2.3", "52.1.2.3 (from the instance metadata)"),
+    "no public ip at all": ("", None, None, "", "none"),
+}
+
+
+@pytest.mark.parametrize("case", list(PUBLIC_IP_CASES))
+def test_public_ip_as_text(emulator, playbook, tmp_path, case):
+    instance_public, load_balancer, faults, written, said = PUBLIC_IP_CASES[case]
+
+    def profile(index, document):
+        address = document["network"]["interface"][0]["ipv4"]["ipAddress"][0]
+        address["publicIpAddress"] = instance_public
+        document.pop("_loadbalancer", None)
+        if load_balancer is not None:
+            document["_loadbalancer"] = json.loads(json.dumps(load_balancer).replace("{private}",
+                                                                                     address["privateIpAddress"]))
+
+    fleet = make_fleet(emulator, tmp_path, 1, profile="no-public-ip", profile_hook=profile,
+                       faults=lambda index: faults)
     result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory,
                          public_ip_file="{{ out_dir }}/{{ inventory_hostname }}.public-ip").check()
     for vm in fleet.vms:
-        public_ip = vm.emulator.document["network"]["interface"][0]["ipv4"]["ipAddress"][0]["publicIpAddress"]
-        assert (result.out_dir / f"{vm.host}.public-ip").read_text() == (f"{public_ip}\n" if public_ip else "")
-        assert f"{vm.host}: public IPv4 of NIC 0 is {public_ip or 'none'}" in result.stdout
-        # one request per VM, by the module on the VM; the lookup answered from the facts
-        assert [r["path"] for r in vm.imds_requests()] == ["/metadata/instance"]
+        assert (result.out_dir / f"{vm.host}.public-ip").read_text() == (f"{written}\n" if written else "")
+        assert f"{vm.host}: public IPv4 is {said}" in result.stdout
+        # the module on the VM made both requests; nothing else asked IMDS
+        assert [r["path"] for r in vm.imds_requests()] == ["/metadata/instance", "/metadata/loadbalancer"]
+
+
+def test_public_ip_as_text_stops_where_the_load_balancer_could_not_be_read(emulator, playbook, tmp_path):
+    """The load balancer request fails (the emulator refuses every second request): the play
+    says the address is not known instead of writing an empty file."""
+    fleet = make_fleet(emulator, tmp_path, 1, profile="no-public-ip",
+                       faults=lambda index: {"every_kth": {"k": 2, "status": 400}})
+    result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory,
+                         public_ip_file="{{ out_dir }}/{{ inventory_hostname }}.public-ip")
+    assert result.returncode != 0
+    assert "The load balancer metadata of vm00 could not be read (failed; see the gather's warning)" in result.output
+    assert "Load balancer metadata not read" in result.output and "IMDS answered 400" in result.output
+    assert not (result.out_dir / "vm00.public-ip").exists()

@@ -71,7 +71,7 @@ def run_twice(fleet, playbook, cfg):
     """Gather (run 1), then use (run 2); return run 2's result after checking the logs."""
     playbook(GATHER, inventory=fleet.inventory, cfg=cfg).check()
     for vm in fleet.vms:
-        assert [r["path"] for r in vm.imds_requests()] == ["/metadata/instance"], vm.host
+        assert [r["path"] for r in vm.imds_requests()] == ["/metadata/instance", "/metadata/loadbalancer"], vm.host
         vm.emulator.clear_log()
     result = playbook(USE, inventory=fleet.inventory, cfg=cfg).check()
     for vm in fleet.vms:

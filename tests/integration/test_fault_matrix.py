@@ -12,6 +12,12 @@ the module process (the module's interpreter is a timed wrapper). A call that gi
 does so within R + T, the client's promise; EPS covers parsing, normalizing and the
 process exit. The whole task (worker fork, Python start, AnsiballZ) must end within the
 bound plus OVERHEAD, generous for a loaded 2-core runner.
+
+The module runs with its defaults, so a gather whose instance document arrives also asks
+for the load balancer metadata, within the same bound; the emulator's faults hit that
+request too. The checks below look at the instance document's requests
+(``instance()``); every scenario also checks the load balancer request (asked after a
+success at the same api-version, never after a failure, and never a failed gather).
 """
 from __future__ import annotations
 
@@ -36,17 +42,29 @@ UNKNOWN = ["2030-01-01", "2031-06-15"]  # only versions from the future
 MAX_BACKOFF = [0.25 + 2 ** n for n in range(4)] + [8.25] * 100  # full jitter, capped at 8 s, + 0.25 s floor
 
 
+LOAD_BALANCER = "/metadata/loadbalancer"
+
+
+def instance(outcome: Outcome) -> list[dict]:
+    """The requests of the instance document's call (its /metadata/versions included)."""
+    return [r for r in outcome.requests if r["path"] != LOAD_BALANCER]
+
+
+def load_balancer(outcome: Outcome) -> list[dict]:
+    return [r for r in outcome.requests if r["path"] == LOAD_BALANCER]
+
+
 def statuses(outcome: Outcome) -> list[int]:
-    return [r["status"] for r in outcome.requests]
+    return [r["status"] for r in instance(outcome)]
 
 
 def versions_asked(outcome: Outcome) -> list[str | None]:
-    return [r["query"].get("api-version") for r in outcome.requests]
+    return [r["query"].get("api-version") for r in instance(outcome)]
 
 
 def span(outcome: Outcome) -> float:
-    """Seconds between the first and the last request the emulator saw."""
-    times = [r["time"] for r in outcome.requests]
+    """Seconds between the first and the last request of the instance document's call."""
+    times = [r["time"] for r in instance(outcome)]
     return times[-1] - times[0] if times else 0.0
 
 
@@ -57,12 +75,12 @@ def rode_out_410(outcome: Outcome) -> None:
     assert codes[0] == 410 and codes[-1] == 200 and set(codes[:-1]) == {410}, codes
     # the 200 came after the 5 s window closed, and the client backed off, never spun
     assert span(outcome) >= 5.0
-    times = [r["time"] for r in outcome.requests]
+    times = [r["time"] for r in instance(outcome)]
     assert all(b - a >= 0.2 for a, b in zip(times, times[1:])), times
 
 
 def gave_up_within_deadline(outcome: Outcome) -> None:
-    assert len(outcome.requests) >= 2, "retried at least once"
+    assert len(instance(outcome)) >= 2, "retried at least once"
     assert span(outcome) <= R + 0.3, f"retries lasted {span(outcome):.2f} s, retry_timeout is {R} s"
 
 
@@ -77,7 +95,8 @@ def retried_then_ok(count: int):
 def honoured_retry_after(outcome: Outcome) -> None:
     assert statuses(outcome) == [400, 429, 200]
     assert versions_asked(outcome) == [NEWEST, "2021-02-01", "2021-02-01"]
-    waited = outcome.requests[2]["time"] - outcome.requests[1]["time"]
+    requests = instance(outcome)
+    waited = requests[2]["time"] - requests[1]["time"]
     assert 0.95 <= waited < 1.0 + EPS, f"waited {waited:.2f} s after Retry-After: 1"
 
 
@@ -87,7 +106,7 @@ def gave_up_at_once_on_long_retry_after(outcome: Outcome) -> None:
 
 def attempts(count: int):
     def check(outcome: Outcome) -> None:
-        assert len(outcome.requests) == count, statuses(outcome)
+        assert len(instance(outcome)) == count, statuses(outcome)
     return check
 
 
@@ -102,9 +121,10 @@ def redirect_not_followed(outcome: Outcome) -> None:
 
 def proxy_untouched(outcome: Outcome) -> None:
     assert outcome.stage.trap.contacts == [], outcome.stage.trap.contacts
-    assert len(outcome.requests) == 1
-    headers = outcome.requests[0]["headers"]
-    assert "x-forwarded-for" not in headers and "via" not in headers and headers["metadata"] == "true"
+    assert [r["path"] for r in outcome.requests] == ["/metadata/instance", LOAD_BALANCER]
+    for request in outcome.requests:
+        headers = request["headers"]
+        assert "x-forwarded-for" not in headers and "via" not in headers and headers["metadata"] == "true"
 
 
 def negotiated(version: str, count: int):
@@ -112,6 +132,8 @@ def negotiated(version: str, count: int):
         asked = versions_asked(outcome)
         assert len(asked) == count and asked[0] == NEWEST and asked[-1] == version, asked
         assert outcome.hosts[0].facts["azure_api_version"] == version
+        # the load balancer at the negotiated version, not negotiated again
+        assert [r["query"].get("api-version") for r in load_balancer(outcome)] == [version]
     return check
 
 
@@ -130,6 +152,31 @@ def nulls_kept(outcome: Outcome) -> None:
     assert facts["azure_location"] == LINUX["compute"]["location"]
     assert facts["azure_private_ipv4"] is None
     assert facts["azure_compute"]["name"] is None
+
+
+def load_balancer_answers(*expected: int):
+    """The load balancer's requests answered these statuses, after the instance document's."""
+    def check(outcome: Outcome) -> None:
+        assert [r["status"] for r in load_balancer(outcome)] == list(expected)
+        assert statuses(outcome) == [200]
+    return check
+
+
+def load_balancer_waited_for_retry_after(outcome: Outcome) -> None:
+    load_balancer_answers(429, 200)(outcome)
+    first, second = load_balancer(outcome)
+    assert 0.95 <= second["time"] - first["time"] < 1.0 + EPS
+    assert outcome.hosts[0].facts["azure_load_balancer_status"] == "found"
+
+
+def load_balancer_within_what_was_left(outcome: Outcome) -> None:
+    """The instance document took nearly all of R: the load balancer still came, within R + T."""
+    rode = statuses(outcome)
+    assert rode[-1] == 200 and set(rode[:-1]) == {410}, rode
+    [asked] = load_balancer(outcome)
+    assert asked["status"] == 200
+    assert asked["time"] - outcome.requests[0]["time"] <= R + T
+    assert outcome.hosts[0].facts["azure_load_balancer_status"] == "found"
 
 
 def one_clean_line(outcome: Outcome) -> None:
@@ -271,6 +318,24 @@ SCENARIOS = [
     Scenario("400 for a pinned api_version", "fails: names the versions offered", AT_ONCE, False,
              {"versions": KNOWN, "error_wording": "old"}, {**FAIL_FAST, "api_version": NEWEST},
              words=(f"pinned api_version {NEWEST}", "2021-02-01"), check=attempts(1)),
+    # -- the load balancer metadata, the gather's second request ---------------------------
+    Scenario("load balancer refused (every 2nd request 400)", "facts; a warning, status failed", AT_ONCE, True,
+             {"every_kth": {"k": 2, "status": 400}}, FAIL_FAST,
+             words=("Load balancer metadata not read", "IMDS answered 400", LOAD_BALANCER),
+             check=load_balancer_answers(400)),
+    Scenario("load balancer 503 (every 2nd request), retried", "facts with the load balancer",
+             MAX_BACKOFF[0] + EPS, True, {"every_kth": {"k": 2, "status": 503}}, FAIL_FAST,
+             check=load_balancer_answers(503, 200)),
+    Scenario("load balancer 429 with Retry-After: 1 (limit 1 req/s)", "facts, Retry-After honoured", 1 + EPS, True,
+             {"rate_limit": {"per_second": 1, "retry_after": 1}}, {"timeout": T, "retry_timeout": 10},
+             check=load_balancer_waited_for_retry_after),
+    Scenario("load balancer 429 with Retry-After: 30 > retry_timeout", "facts at once; a warning", AT_ONCE, True,
+             {"rate_limit": {"per_second": 1, "retry_after": 30}}, {"timeout": T, "retry_timeout": 10},
+             words=("Load balancer metadata not read", "429", "asked to retry after 30 s (Retry-After)"),
+             check=load_balancer_answers(429)),
+    Scenario("410 for 2.5 s of R = 3 s, then the load balancer", "facts; the load balancer within R + T", GIVES_UP,
+             True, {"status_for_seconds": {"status": 410, "seconds": 2.5}}, FAIL_FAST,
+             check=load_balancer_within_what_was_left),
 ]
 assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
 
@@ -306,10 +371,18 @@ def test_scenario(matrix, scenario, request):
             assert host.facts["azure_vm_id"] == (scenario.vm_id or VM_ID)
             for word in scenario.words:
                 assert any(word in w for w in host.warnings), (word, host.warnings)
+            # the load balancer was asked at the document's api-version; whatever it answered, the
+            # gather stands, and a failure is one warning
+            assert {r["query"].get("api-version") for r in load_balancer(outcome)} == {host.facts["azure_api_version"]}
+            status = host.facts["azure_load_balancer_status"]
+            assert status in ("found", "failed"), status
+            told = [w for w in host.warnings if w.startswith("Load balancer metadata not read")]
+            assert len(told) == (status == "failed"), host.warnings
         else:
             assert host.status == "failed", host.facts
             for word in scenario.words:
                 assert word in host.msg, (word, host.msg)
+            assert load_balancer(outcome) == [], "the load balancer was asked after the gather had failed"
         assert host.module_seconds is not None, "the timed interpreter ran the module"
         assert host.seconds <= scenario.bound + OVERHEAD, f"the task took {host.seconds:.1f} s"
     for sent in outcome.requests:  # IMDS's own rules (the emulator would answer 400 otherwise)
@@ -385,7 +458,7 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
     trap.stop()
 
     times = sorted(r["time"] for r in emu.requests)
-    expected = 2 * hosts * (1 + lookups)
+    expected = 2 * hosts * (2 + lookups)  # per host: the gather's two requests, one per live lookup
     per_second = busiest(times, 1.0)
     overall = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     overlap = min(span_[1] for span_ in spans.values()) - max(span_[0] for span_ in spans.values())

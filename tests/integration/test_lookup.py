@@ -93,7 +93,8 @@ def test_facts_source_answers_for_the_remote_host(machines, playbook, tmp_path):
                       env={"ANSIBLE_IMDS_AZURE_ENDPOINT": controller_imds.url}).check()
     # the controller's IMDS was never asked: every answer came from facts
     assert imds_requests(controller_imds) == []
-    assert [r["path"] for r in imds_requests(vm_imds)] == ["/metadata/instance"]  # the facts module, once
+    # the facts module, once: the instance document and the load balancer metadata
+    assert [r["path"] for r in imds_requests(vm_imds)] == ["/metadata/instance", "/metadata/loadbalancer"]
 
     vm1 = result.read_json("vm1.json")
     assert vm1["vm_id"] == data(vm_imds, "compute")["vmId"] != data(controller_imds, "compute")["vmId"]
@@ -250,9 +251,11 @@ def test_the_documented_examples_run(emulator, playbook):
     assert len(plays) == 3  # facts, live, auto
     result = playbook("---\n" + "\n".join(plays), extra_vars={"imds_azure_endpoint": imds.url},
                       inventory=inventory_text).check()
-    # vm1's facts module, the live document for localhost, the pinned old version for compute/sku
+    # vm1's facts module (instance and load balancer), the live document for localhost, the pinned
+    # old version for compute/sku
     assert [(r["path"], r["query"].get("api-version")) for r in imds_requests(imds)] == [
-        ("/metadata/instance", NEWEST), ("/metadata/instance", NEWEST), ("/metadata/instance", "2019-06-01")]
+        ("/metadata/instance", NEWEST), ("/metadata/loadbalancer", NEWEST), ("/metadata/instance", NEWEST),
+        ("/metadata/instance", "2019-06-01")]
     compute = data(imds, "compute")
     for expected in (f"name: {compute['name']}", f"size: {compute['vmSize']}", "first private IP: 10.0.0.4",
                      "'Role': 'WebServer'", compute["vmId"], "additionalCapabilities/\\nazEnvironment",

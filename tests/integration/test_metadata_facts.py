@@ -12,29 +12,14 @@ import time
 import pytest
 
 from tests.utils.paths import REPO
+from tests.utils.playbook import facts_playbook
 
 PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 NEWEST = "2025-04-07"
 
-GATHER = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Gather
-      imds.azure.metadata_facts:
-        endpoint: "{{ endpoint }}"
-        {extra}
-    - name: Save the facts
-      ansible.builtin.copy:
-        content: "{{{{ ansible_facts | to_json }}}}"
-        dest: "{{{{ out_dir }}}}/facts.json"
-        mode: "0600"
-      check_mode: false
-"""
-
 
 def gather(extra=""):
-    return GATHER.replace("{extra}", extra).replace("{{{{", "{{").replace("}}}}", "}}")
+    return facts_playbook(extra)
 
 
 def profile(name):
@@ -59,15 +44,21 @@ def test_module_as_task(emulator, playbook):
     assert facts["azure_tags"] == {t["name"]: t["value"] for t in doc["compute"]["tagsList"]}
     assert facts["azure_private_ipv4"] == doc["network"]["interface"][0]["ipv4"]["ipAddress"][0]["privateIpAddress"]
     assert "userData" not in facts["azure_metadata"]["compute"]
-    # exactly one IMDS request per gather when the version is known, with the right headers
+    # the load balancer metadata, as the profile's emulator serves it (404 without one)
+    served = doc.get("_loadbalancer")
+    assert facts["azure_load_balancer_status"] == ("found" if served else "not_found")
+    assert facts["azure_load_balancer_metadata"] == ({"loadbalancer": served} if served else None)
+    # exactly two IMDS requests per gather when the version is known, with the right headers:
+    # the instance document, then the load balancer metadata at the same api-version
     requests = imds_requests(emu)
-    assert len(requests) == 1
-    assert requests[0]["path"] == "/metadata/instance"
-    assert requests[0]["query"]["api-version"] == NEWEST
-    assert requests[0]["headers"]["metadata"] == "true"
-    assert "x-forwarded-for" not in requests[0]["headers"]
-    assert "x-ms-client-request-id" in requests[0]["headers"]
+    assert [r["path"] for r in requests] == ["/metadata/instance", "/metadata/loadbalancer"]
+    for request in requests:
+        assert request["query"] == {"api-version": NEWEST}
+        assert request["headers"]["metadata"] == "true"
+        assert "x-forwarded-for" not in request["headers"]
+        assert "x-ms-client-request-id" in request["headers"]
     assert gather_status(result) == "ok"
+    assert "WARNING" not in result.output
 
 
 def gather_status(result):
@@ -113,7 +104,7 @@ def test_gather_facts_module_with_module_defaults(emulator, playbook):
     assert facts["azure_vm_id"] == profile("scaleset")["compute"]["vmId"]
     assert facts["azure_compute"]["vm_scale_set_name"] == profile("scaleset")["compute"]["vmScaleSetName"]
     assert "distribution" in facts  # setup ran too
-    assert len(imds_requests(emu)) == 1
+    assert [r["path"] for r in imds_requests(emu)] == ["/metadata/instance", "/metadata/loadbalancer"]
 
 
 def test_action_group_module_defaults(emulator, playbook):
@@ -154,17 +145,21 @@ def test_hostile_proxy_environment_is_ignored(emulator, playbook):
     facts = playbook(pb, extra_vars={"endpoint": emu.url, "proxy": proxy.url}, env=env).check().read_json("facts.json")
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
     assert proxy.requests == []
-    assert len(imds_requests(emu)) == 1
+    assert len(imds_requests(emu)) == 2
 
 
 def test_pinned_old_api_version(emulator, playbook):
     emu = emulator(profile="linux")
-    facts = playbook(gather("api_version: '2017-04-02'"), extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+    result = playbook(gather("api_version: '2017-04-02'"), extra_vars={"endpoint": emu.url}).check()
+    facts = result.read_json("facts.json")
     assert facts["azure_api_version"] == "2017-04-02"
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
     assert facts["azure_environment"] is None  # azEnvironment came with 2018-10-01
     assert facts["azure_resource_group"] is None  # came with 2017-08-01
-    assert imds_requests(emu)[0]["query"]["api-version"] == "2017-04-02"
+    # /metadata/loadbalancer came with 2020-10-01: not asked, and the user is told why
+    assert [(r["path"], r["query"]["api-version"]) for r in imds_requests(emu)] == [("/metadata/instance", "2017-04-02")]
+    assert facts["azure_load_balancer_status"] == "not_requested"
+    assert "[WARNING]: Load balancer metadata not read: api-version 2017-04-02 predates" in result.output
 
 
 def test_version_negotiated_where_region_lags(emulator, playbook):
@@ -172,7 +167,8 @@ def test_version_negotiated_where_region_lags(emulator, playbook):
     result = playbook(gather(), extra_vars={"endpoint": emu.url}).check()
     facts = result.read_json("facts.json")
     assert facts["azure_api_version"] == "2021-02-01"
-    assert [r["query"].get("api-version") for r in imds_requests(emu)] == [NEWEST, "2021-02-01"]
+    assert [(r["path"], r["query"].get("api-version")) for r in imds_requests(emu)] == [
+        ("/metadata/instance", NEWEST), ("/metadata/instance", "2021-02-01"), ("/metadata/loadbalancer", "2021-02-01")]
 
 
 def test_pinned_version_refused_is_a_clear_failure(emulator, playbook):
@@ -188,11 +184,15 @@ def test_410_storm_that_ends(emulator, playbook):
     start = time.monotonic()
     facts = playbook(gather("retry_timeout: 30"), extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
-    statuses = [r["status"] for r in imds_requests(emu)]
+    instance = [r for r in imds_requests(emu) if r["path"] == "/metadata/instance"]
+    statuses = [r["status"] for r in instance]
     assert statuses[-1] == 200 and set(statuses[:-1]) == {410}
     assert time.monotonic() - start < 30
-    times = [r["time"] for r in imds_requests(emu)]
+    times = [r["time"] for r in instance]
     assert all(b - a >= 0.2 for a, b in zip(times, times[1:]))  # backed off, never spun
+    # the load balancer was asked once the storm was over, within the same deadline
+    assert [r["path"] for r in imds_requests(emu)][len(instance):] == ["/metadata/loadbalancer"]
+    assert facts["azure_load_balancer_status"] == ("found" if profile("linux").get("_loadbalancer") else "not_found")
 
 
 def test_410_storm_outlasting_the_deadline(emulator, playbook):
@@ -271,7 +271,7 @@ kill %1
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
     assert "Azure's" in facts["azure_detection_reason"]
     requests = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len(requests) == 1 and requests[0]["path"] == "/metadata/instance"
+    assert [r["path"] for r in requests] == ["/metadata/instance", "/metadata/loadbalancer"]
 
 
 @pytest.mark.netns

@@ -140,7 +140,7 @@ def test_offline_install_and_demo_from_the_installed_collection(release, emulato
     assert f"vm: {vm['name']} ({vm['vmId']})" in demo.stdout
     assert "detected: True" in demo.stdout
     assert "failed=0" in demo.stdout
-    assert [r["path"] for r in emu.requests if r["path"].startswith("/metadata/")] == ["/metadata/instance"]
+    assert [r["path"] for r in emu.requests if r["path"].startswith("/metadata/")] == ["/metadata/instance", "/metadata/loadbalancer"]
     # The module that ran came from the installed copy, not from this checkout.
     assert f"Using module file {installed}/plugins/modules/metadata_facts.py" in demo.stdout
     assert str(REPO / "plugins") not in demo.stdout

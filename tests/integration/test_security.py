@@ -74,7 +74,8 @@ def test_imds_refuses_requests_without_metadata_header_or_with_x_forwarded_for(e
     result = playbook(pb, extra_vars={"endpoint": emu.url}, inventory="localhost ansible_connection=local\n").check()
     assert "Traceback" not in result.output
     sent = emu.requests
-    assert {r["path"] for r in sent} == {"/metadata/instance", "/metadata/versions", "/metadata/attested/document"}
+    assert {r["path"] for r in sent} == {"/metadata/instance", "/metadata/loadbalancer", "/metadata/versions",
+                                         "/metadata/attested/document"}
     for request in sent:
         assert request["headers"]["metadata"] == "true", request
         assert "x-forwarded-for" not in request["headers"] and "forwarded" not in request["headers"], request
@@ -141,19 +142,24 @@ def test_user_data_only_with_the_opt_in(emulator, playbook, tmp_path, opt_in):
     else:
         assert encoded not in everything and marker not in everything and "imds-canary-" not in everything
         assert "user_data" not in facts["azure_compute"] and "userData" not in facts["azure_metadata"]["compute"]
-    # and the module asked IMDS once, for the whole document, userData included: the
-    # opt-in is applied by the collection, not by the question
-    assert [r["path"] for r in emu.requests] == ["/metadata/instance"]
+    # and the module asked IMDS once for the whole document, userData included (the opt-in
+    # is applied by the collection, not by the question), then for the load balancer
+    assert [r["path"] for r in emu.requests] == ["/metadata/instance", "/metadata/loadbalancer"]
 
 
 def expected_facts(profile_path: Path = PROFILE) -> dict:
-    """What normalize() makes of the document the emulator serves for NEWEST, as ansible_facts names it."""
+    """What normalize() makes of the documents the emulator serves for NEWEST (the instance and the
+    load balancer document), as ansible_facts names it."""
     from imds_emulator import document_for_version, public_document  # the oracle's own view of the document
 
-    from ansible_collections.imds.azure.plugins.module_utils._normalize import normalize
+    from ansible_collections.imds.azure.plugins.module_utils._normalize import (
+        LB_NOT_FOUND, LoadBalancer, load_balancer, normalize)
 
-    document = document_for_version(public_document(json.loads(profile_path.read_text(encoding="utf-8"))), NEWEST)
-    return {name[len("ansible_"):]: value for name, value in normalize(document, NEWEST).items()}
+    profile = json.loads(profile_path.read_text(encoding="utf-8"))
+    document = document_for_version(public_document(profile), NEWEST)
+    served = profile.get("_loadbalancer")  # the emulator answers 404 without it
+    lb = load_balancer({"loadbalancer": served}) if isinstance(served, dict) else LoadBalancer(LB_NOT_FOUND)
+    return {name[len("ansible_"):]: value for name, value in normalize(document, NEWEST, load_balancer=lb).items()}
 
 
 CANARY_ENV = {name: f"imds-canary-env-{uuid.uuid4().hex}" for name in (

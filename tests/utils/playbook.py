@@ -101,4 +101,31 @@ def run_playbook(
     return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start, out_dir)
 
 
-__all__ = ["REPO", "PlaybookResult", "ansible_env", "run_playbook"]
+FACTS_PLAY = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Gather
+      imds.azure.metadata_facts:
+        endpoint: "{{ endpoint }}"
+        OPTIONS
+    - name: Save the facts
+      ansible.builtin.copy:
+        content: "{{ ansible_facts | to_json }}"
+        dest: "{{ out_dir }}/facts.json"
+        mode: "0600"
+      check_mode: false
+"""
+
+
+def facts_playbook(options: str = "", tasks: str = "") -> str:
+    """A play on every host: imds.azure.metadata_facts from ``{{ endpoint }}``, its facts saved to
+    ``facts.json`` in out_dir (read them with PlaybookResult.read_json), then ``tasks``.
+
+    ``options`` are more module options, YAML lines (indent continuation lines by 8 spaces);
+    ``tasks`` more tasks, YAML at the tasks' indentation.
+    """
+    return FACTS_PLAY.replace("OPTIONS", options) + tasks
+
+
+__all__ = ["REPO", "PlaybookResult", "ansible_env", "facts_playbook", "run_playbook"]

@@ -42,6 +42,7 @@ PLAYBOOK = """
         retry_timeout: "{{ scenarios[inventory_hostname].retry_timeout | default(omit) }}"
         api_version: "{{ scenarios[inventory_hostname].api_version | default(omit) }}"
         include_user_data: "{{ scenarios[inventory_hostname].include_user_data | default(omit) }}"
+        load_balancer: "{{ scenarios[inventory_hostname].load_balancer | default(omit) }}"
       environment: "{{ scenarios[inventory_hostname].env | default({}) | combine({'FAULT_HOST': inventory_hostname}) }}"
       ignore_errors: true
 """

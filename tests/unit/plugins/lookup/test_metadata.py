@@ -18,7 +18,7 @@ from ansible_collections.imds.azure.plugins.module_utils._detect import Evidence
 from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT
 from ansible_collections.imds.azure.plugins.plugin_utils._paths import text_of
 
-from .conftest import DEFAULT_ENDPOINT, LOCALHOST, TIMEOUT, remote
+from .conftest import DEFAULT_ENDPOINT, ENDPOINT, LOCALHOST, TIMEOUT, remote
 
 NEWEST = "2025-04-07"
 LINUX_VM_ID = "3e4a1f0c-8b7d-4c52-9a31-6f2d8e5b7c10"
@@ -706,3 +706,124 @@ def test_path_not_found_shows_keys_and_values_escaped(lookup, imds):
         assert message.isprintable(), message
     assert "\\x1b[2J\\r\\nforged line\\u2028" in error_of(lookup, "compute/name/below", variables)
     assert "\\x1b]0;owned\\x07key\\u202e" in error_of(lookup, "compute/noSuchField", variables)
+
+
+# -- loadbalancer paths: from the facts too --------------------------------------------------
+
+LB_BODY = {"publicIpAddresses": [{"frontendIpAddress": "20.61.15.200", "privateIpAddress": "10.0.0.4"}],
+           "inboundRules": [{"frontendIpAddress": "20.61.15.201", "protocol": "tcp", "frontendPort": 2222,
+                             "backendPort": 22, "privateIpAddress": "10.0.0.4"}],
+           "outboundRules": []}
+LB_PATHS = ["loadbalancer", "/metadata/loadbalancer", "loadbalancer/loadbalancer",
+            "loadbalancer/loadbalancer/publicIpAddresses/0/frontendIpAddress",
+            "loadbalancer/loadbalancer/inboundRules/0/frontendPort", "loadbalancer/loadbalancer/outboundRules"]
+
+
+@pytest.fixture
+def lb_profile(tmp_path):
+    """An emulator profile file: the windows profile's document behind a load balancer (LB_BODY)."""
+    from imds_emulator import load_profile
+
+    path = tmp_path / "behind-a-load-balancer.json"
+    path.write_text(json.dumps({**load_profile("windows"), "_loadbalancer": LB_BODY}))
+    return path
+
+
+def gathered(fake, **params):
+    """The facts imds.azure.metadata_facts gathers from the fake's emulator (ansible_ prefix dropped)."""
+    from ansible_collections.imds.azure.plugins.modules import metadata_facts
+
+    options = {name: spec.get("default") for name, spec in metadata_facts.argument_spec().items()}
+    options.update(endpoint=ENDPOINT, **params)
+    result = metadata_facts.run(options, fake)
+    fake.calls.clear()
+    return {name[len("ansible_"):]: value for name, value in result["ansible_facts"].items()}
+
+
+def test_loadbalancer_paths_from_the_facts_answer_as_imds_does(lookup, imds, lb_profile):
+    fake = imds(profile_file=lb_profile)
+    host_facts = gathered(fake)
+    assert host_facts["azure_load_balancer_status"] == "found"
+    from_facts = lookup(LB_PATHS, remote(facts=host_facts))
+    assert fake.calls == []  # no network: the facts answered
+    live = lookup(LB_PATHS, {**LOCALHOST, "ansible_facts": {}})
+    assert from_facts == live == [{"loadbalancer": LB_BODY}, {"loadbalancer": LB_BODY}, LB_BODY, "20.61.15.200",
+                                  2222, []]
+    assert fake.paths() == ["/metadata/loadbalancer"] * len(LB_PATHS)  # live: the document, whole, each term
+
+
+def test_loadbalancer_answers_from_facts_are_copies(lookup, imds, lb_profile):
+    host_facts = gathered(imds(profile_file=lb_profile))
+    answer = lookup("loadbalancer", remote(facts=host_facts), source="facts")[0]
+    answer["loadbalancer"]["publicIpAddresses"].clear()
+    assert host_facts["azure_load_balancer_metadata"]["loadbalancer"]["publicIpAddresses"]
+
+
+def test_loadbalancer_path_that_is_not_there(lookup, imds, lb_profile):
+    fake = imds(profile_file=lb_profile)
+    host_facts = gathered(fake)
+    term = "loadbalancer/loadbalancer/outboundRules/0/frontendIpAddress"
+    assert lookup(term, remote(facts=host_facts), default="none") == ["none"]
+    message = error_of(lookup, term, remote(facts=host_facts))
+    assert message.startswith(f"The IMDS path '{term}' does not exist in the load balancer metadata in the facts of "
+                              "host vm1 (api-version 2025-04-07): loadbalancer/outboundRules is a list of 0 elements")
+    assert "does not exist in the loadbalancer document IMDS at http://imds.test returned live" in error_of(
+        lookup, term, LOCALHOST)
+
+
+def test_no_load_balancer_metadata_from_the_facts_is_what_imds_said(lookup, imds):
+    fake = imds("windows")  # no load balancer: IMDS answers 404 "No load balancer metadata is found"
+    host_facts = gathered(fake)
+    assert host_facts["azure_load_balancer_status"] == "not_found"
+    for source in ("auto", "facts"):
+        assert lookup("loadbalancer", remote(facts=host_facts), source=source, default={}) == [{}]
+        message = error_of(lookup, "loadbalancer", remote(facts=host_facts), source=source)
+        assert message == ('IMDS told the gather on host vm1 that it has no load balancer metadata (404 "No load '
+                           'balancer metadata is found"): the VM is behind no Standard SKU load balancer and has no '
+                           'Standard SKU public IP. Set default= to get a value instead.')
+    assert fake.calls == []
+    # live, the same answer: the default, or IMDS's words
+    assert lookup("loadbalancer", LOCALHOST, default={}) == [{}]
+    assert "No load balancer metadata is found" in error_of(lookup, "loadbalancer", LOCALHOST)
+
+
+@pytest.mark.parametrize(("host_facts", "words"), [
+    ({**facts(), "azure_load_balancer_status": "not_requested"}, "gathered with load_balancer=false"),
+    ({**facts(version="2019-06-01"), "azure_load_balancer_status": "not_requested"},
+     "gathered with api-version 2019-06-01, older than 2020-10-01"),
+    ({**facts(), "azure_load_balancer_status": "failed"}, "reading it failed when they were gathered"),
+    (facts(), "azure_load_balancer_status'] is missing"),
+    ({**facts(), "azure_load_balancer_status": "found"}, "azure_load_balancer_metadata'] is missing"),
+])
+def test_facts_without_a_load_balancer_document_say_why(lookup, imds, host_facts, words):
+    fake = imds("linux")
+    message = error_of(lookup, "loadbalancer", remote(facts=host_facts), source="facts", default={})
+    assert message.startswith("source=facts, and the facts of host vm1 hold no load balancer metadata (")
+    assert words in message and "load_balancer=true (the default)" in message
+    message = error_of(lookup, "loadbalancer", remote(facts=host_facts))  # auto, a remote host: no live either
+    assert message.startswith("There is no load balancer metadata in the facts of host vm1 (") and words in message
+    assert "not the controller (its ansible_connection is ssh to 192.0.2.10)" in message
+    assert fake.calls == []
+
+
+def test_auto_on_the_controller_without_it_in_the_facts_asks_live(lookup, imds, lb_profile):
+    fake = imds(profile_file=lb_profile)
+    host_facts = gathered(fake, load_balancer=False)
+    assert host_facts["azure_load_balancer_status"] == "not_requested"
+    assert lookup("loadbalancer/loadbalancer/publicIpAddresses/0/frontendIpAddress",
+                  {**LOCALHOST, "ansible_facts": host_facts}) == ["20.61.15.200"]
+    assert fake.paths() == ["/metadata/loadbalancer"]
+
+
+def test_loadbalancer_facts_of_a_host_that_is_not_on_azure(lookup, imds):
+    fake = imds("linux")
+    not_azure = {"azure_detected": False, "azure_api_version": None, "azure_detection_reason": "no DMI tag"}
+    assert lookup("loadbalancer", remote(facts=not_azure), default="-") == ["-"]
+    assert "not an Azure VM according to its facts (no DMI tag)" in error_of(
+        lookup, "loadbalancer", remote(facts=not_azure))
+    assert fake.calls == []
+
+
+def test_loadbalancer_as_text_is_refused_from_facts_too(lookup, imds, lb_profile):
+    host_facts = gathered(imds(profile_file=lb_profile))
+    assert "JSON only" in error_of(lookup, "loadbalancer/loadbalancer", remote(facts=host_facts), format="text")

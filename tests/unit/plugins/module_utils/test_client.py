@@ -186,6 +186,58 @@ def test_timeout_on_other_endpoint_has_no_route_hint(clock):
     assert "imds.azure.route" not in str(exc.value)
 
 
+def test_timeout_after_imds_answered_this_client_has_no_route_hint(clock):
+    """A second call (the load balancer after the instance document) that times out: the route
+    to IMDS works, since IMDS answered the first."""
+    t = Script(ok(), TransportError("timeout", "timed out"), clock=clock)
+    c = client(t, clock, endpoint=DEFAULT_ENDPOINT)
+    c.instance()
+    with pytest.raises(ImdsError) as exc:
+        c.get("/metadata/loadbalancer")
+    assert "timed out" in str(exc.value) and "imds.azure.route" not in str(exc.value)
+
+
+def test_until_brings_the_deadline_forward(clock):
+    """A call made after another shares its deadline: no retry starts after ``until``, no attempt
+    ends after ``until`` + timeout."""
+    t = Script(err(503), clock=clock, cost=0.5)
+    c = client(t, clock, timeout=2, retry_timeout=70)
+    start = clock.now
+    with pytest.raises(ImdsError) as exc:
+        c.get("/metadata/loadbalancer", until=start + 3)
+    assert 2 <= len(t.calls) and all(call["at"] - start <= 3 for call in t.calls)
+    assert clock.now - start <= 3 + 2
+    assert "IMDS answered 503" in str(exc.value) and "Gave up after" in str(exc.value)
+
+
+def test_until_in_the_past_leaves_one_attempt_with_what_is_left(clock):
+    t = Script(err(503), clock=clock)
+    c = client(t, clock, timeout=5, retry_timeout=70)
+    with pytest.raises(ImdsError):
+        c.get("/metadata/loadbalancer", until=clock.now - 1.5)
+    assert len(t.calls) == 1 and t.calls[0]["timeout"] == pytest.approx(3.5)
+
+
+def test_until_later_than_retry_timeout_changes_nothing(clock):
+    t = Script(err(503), clock=clock, cost=0.5)
+    c = client(t, clock, timeout=2, retry_timeout=3)
+    start = clock.now
+    with pytest.raises(ImdsError):
+        c.get("/metadata/loadbalancer", until=start + 60)
+    assert all(call["at"] - start <= 3 for call in t.calls) and clock.now - start <= 3 + 2
+
+
+def test_no_load_balancer_text_is_kept_and_worded(clock):
+    body = {"error": "No load balancer metadata is found. Please check if your VM is using any non-basic SKU load "
+                     "balancer and retry later."}
+    t = Script(err(404, body), clock=clock)
+    with pytest.raises(ImdsError) as exc:
+        client(t, clock).get("/metadata/loadbalancer")
+    assert exc.value.status == 404 and exc.value.text == body["error"]
+    assert "only for VMs behind a Standard SKU load balancer" in str(exc.value)
+    assert "does not exist in IMDS" not in str(exc.value)
+
+
 def test_first_timeout_applies_to_first_attempt_only(clock):
     t = Script(err(500), ok(), clock=clock)
     client(t, clock, timeout=7).instance(first_timeout=1.0)

@@ -177,6 +177,8 @@ def test_real_document_facts_say_what_the_document_says(name):
         assert [a["private"] for a in interface["ipv4_addresses"]] == [a["privateIpAddress"] for a in ipv4.get("ipAddress", [])]
         assert [a["public"] for a in interface["ipv4_addresses"]] == [
             a.get("publicIpAddress") or None for a in ipv4.get("ipAddress", [])]
+        assert [a["public_source"] for a in interface["ipv4_addresses"]] == [
+            "instance" if a.get("publicIpAddress") else None for a in ipv4.get("ipAddress", [])]
         assert interface["ipv4_subnets"] == [f"{s['address']}/{s['prefix']}" for s in ipv4.get("subnet", [])]
         ipv6 = nic.get("ipv6", {})
         assert interface["ipv6_addresses"] == [a["privateIpAddress"] for a in ipv6.get("ipAddress", [])]
@@ -189,6 +191,13 @@ def test_real_document_facts_say_what_the_document_says(name):
     assert facts["ansible_azure_public_ipv4_addresses"] == public
     assert facts["ansible_azure_private_ipv4"] == (private[0] if private else None)
     assert facts["ansible_azure_public_ipv4"] == (public[0] if public else None)
+    assert facts["ansible_azure_public_ipv4_source"] == ("instance" if public else None)
+    assert facts["ansible_azure_public_ip_addresses"] == [
+        {"address": a["publicIpAddress"], "private": a["privateIpAddress"], "source": "instance", "family": "ipv4"}
+        for a in every_ipv4 if a.get("publicIpAddress")]
+    # no load balancer metadata asked for: the facts say so
+    assert facts["ansible_azure_load_balancer_status"] == "not_requested"
+    assert facts["ansible_azure_load_balancer"] is None and facts["ansible_azure_load_balancer_metadata"] is None
     assert facts["ansible_azure_ipv6_addresses"] == [
         a["privateIpAddress"] for nic in nics(document) for a in nic.get("ipv6", {}).get("ipAddress", [])]
     assert [m.replace(":", "") for m in facts["ansible_azure_mac_addresses"]] == [
@@ -247,9 +256,11 @@ def test_error_body_400_names_the_error():
 def test_two_nics_each_with_public_ip():
     facts = normalize(real("suse-azuremetadata__metadata-v2019-08-15.json"), "2019-08-15")
     assert facts["ansible_azure_interfaces"] == [
-        {"mac_address": "00:0d:3a:ae:ec:51", "ipv4_addresses": [{"private": "172.16.17.4", "public": "52.166.143.158"}],
+        {"mac_address": "00:0d:3a:ae:ec:51",
+         "ipv4_addresses": [{"private": "172.16.17.4", "public": "52.166.143.158", "public_source": "instance"}],
          "ipv4_subnets": ["172.16.17.0/24"], "ipv6_addresses": [], "ipv6_subnets": []},
-        {"mac_address": "00:0d:3a:ad:d8:53", "ipv4_addresses": [{"private": "172.16.17.5", "public": "52.142.197.66"}],
+        {"mac_address": "00:0d:3a:ad:d8:53",
+         "ipv4_addresses": [{"private": "172.16.17.5", "public": "52.142.197.66", "public_source": "instance"}],
          "ipv4_subnets": ["172.16.17.0/24"], "ipv6_addresses": [], "ipv6_subnets": []},
     ]
     assert facts["ansible_azure_public_ipv4_addresses"] == ["52.166.143.158", "52.142.197.66"]
@@ -264,9 +275,10 @@ def test_two_nics_each_with_public_ip():
 def test_network_only_body_primary_with_ipv6_secondary_without_public_key():
     facts = normalize(real("cloud-init__network_two_nics_primary_ipv6.json"), "2021-08-01")
     assert facts["ansible_azure_interfaces"] == [
-        {"mac_address": "00:0d:3a:04:75:98", "ipv4_addresses": [{"private": "10.0.0.4", "public": "104.46.124.81"}],
+        {"mac_address": "00:0d:3a:04:75:98",
+         "ipv4_addresses": [{"private": "10.0.0.4", "public": "104.46.124.81", "public_source": "instance"}],
          "ipv4_subnets": ["10.0.0.0/24"], "ipv6_addresses": ["fd00::4"], "ipv6_subnets": ["fd00::/64"]},
-        {"mac_address": "22:0d:3a:04:75:98", "ipv4_addresses": [{"private": "10.0.1.5", "public": None}],
+        {"mac_address": "22:0d:3a:04:75:98", "ipv4_addresses": [{"private": "10.0.1.5", "public": None, "public_source": None}],
          "ipv4_subnets": ["10.0.1.0/24"], "ipv6_addresses": [], "ipv6_subnets": []},
     ]
     assert facts["ansible_azure_compute"] == {}
@@ -610,7 +622,8 @@ def test_odd_types_inside_interfaces_are_treated_as_absent():
         {"mac_address": "00:0d:3a:00:00:11", "ipv4_addresses": [], "ipv4_subnets": [], "ipv6_addresses": [],
          "ipv6_subnets": []},
         {"mac_address": "00:0d:3a:00:00:12",
-         "ipv4_addresses": [{"private": None, "public": None}, {"private": "10.0.0.7", "public": None}],
+         "ipv4_addresses": [{"private": None, "public": None, "public_source": None},
+                            {"private": "10.0.0.7", "public": None, "public_source": None}],
          "ipv4_subnets": ["10.0.0.0/24", "10.9.0.0"], "ipv6_addresses": ["fd00::7"], "ipv6_subnets": []},
         {"mac_address": None, "ipv4_addresses": [], "ipv4_subnets": [], "ipv6_addresses": [], "ipv6_subnets": []},
     ]
@@ -622,7 +635,8 @@ def test_dual_stack_with_secondary_addresses():
     facts = normalize(made("dual_stack_two_nics_with_secondary_addresses.json"), "2021-02-01")
     assert facts["ansible_azure_interfaces"][0] == {
         "mac_address": "60:45:bd:a5:a6:f1",
-        "ipv4_addresses": [{"private": "10.1.0.4", "public": "20.1.2.3"}, {"private": "10.1.0.5", "public": None}],
+        "ipv4_addresses": [{"private": "10.1.0.4", "public": "20.1.2.3", "public_source": "instance"},
+                           {"private": "10.1.0.5", "public": None, "public_source": None}],
         "ipv4_subnets": ["10.1.0.0/24"], "ipv6_addresses": ["ace:cab:deca::4", "ace:cab:deca::5"],
         "ipv6_subnets": ["ace:cab:deca::/64"]}
     assert facts["ansible_azure_private_ipv4_addresses"] == ["10.1.0.4", "10.1.0.5", "10.2.0.4"]

@@ -66,11 +66,25 @@ def test_schema_compute_matches_the_field_table():
         assert found[path].get("description"), f"{path} has no description"
 
 
+def test_schema_load_balancer_matches_the_field_table():
+    """Every load balancer field in FIELDS is in the schema with the type its kind gives, and back."""
+    found: dict[str, dict] = {}
+    _schema_nodes(SCHEMA["$defs"]["load_balancer"], "", found)
+    expected = {fact_path(f.path): f for f in FIELDS if f.path.startswith("loadbalancer.")}
+    assert sorted(found) == sorted(expected)
+    for path, field in expected.items():
+        # the three lists are always lists (of whole entries), never null
+        assert found[path]["type"] == ("array" if field.kind == "list" else KIND_TYPES[field.kind]), path
+        assert found[path].get("description"), f"{path} has no description"
+
+
 def test_every_leaf_fact_has_an_example():
     found: dict[str, dict] = {}
     _schema_nodes(SCHEMA, "", found)
     _schema_nodes(SCHEMA["$defs"]["compute"], "azure_compute.", found)
     _schema_nodes(SCHEMA["$defs"]["interface"], "azure_interfaces[].", found)
+    _schema_nodes(SCHEMA["$defs"]["public_ip_address"], "azure_public_ip_addresses[].", found)
+    _schema_nodes(SCHEMA["$defs"]["load_balancer"], "azure_load_balancer.", found)
     containers = {"object", "array"}
     missing = [path for path, node in found.items()
                if "$ref" not in node and not containers & set(node["type"] if isinstance(node["type"], list) else [node["type"]])

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
+from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, load_balancer, normalize
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS
 from tests.utils.facts import schema_errors
 
@@ -64,6 +64,44 @@ def test_any_instance_shaped_document(document, include_user_data):
 @given(NETWORKED, st.booleans())
 def test_any_document_with_interfaces(document, include_user_data):
     check(document, include_user_data)
+
+
+# Load balancer documents: the known fields with addresses that match the interfaces' (or not),
+# ports as numbers and strings, and odd values everywhere.
+LB_ADDRESS = ADDRESS | st.sampled_from(["20.1.2.4", "2603:10e1:100:2::1:1", "192.168.1.1", "fe80::1", "x"])
+LB_ENTRY = st.dictionaries(
+    st.sampled_from(["frontendIpAddress", "privateIpAddress", "protocol", "frontendPort", "backendPort", "extra"]),
+    LB_ADDRESS | st.integers(-1, 70000) | st.sampled_from(["80", "tcp", "Udp"]) | SMALL, max_size=6)
+LB_INNER = st.fixed_dictionaries({}, optional={name: st.lists(LB_ENTRY | SMALL, max_size=4) | SMALL
+                                               for name in ("publicIpAddresses", "inboundRules", "outboundRules")})
+LB_DOCUMENT = st.fixed_dictionaries({"loadbalancer": LB_INNER}) | st.dictionaries(KEYS, SMALL, max_size=3) | SMALL
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(NETWORKED, LB_DOCUMENT)
+def test_any_load_balancer_document_merged(document, body):
+    """load_balancer() refuses or reads any value; the merge keeps every non-public fact and fits the schema."""
+    before = json.dumps(body)
+    try:
+        read = load_balancer(body)
+    except ImdsDocumentError as error:
+        assert str(error) and str(error).isprintable()
+        return
+    finally:
+        assert json.dumps(body) == before
+    facts = normalize(document, "2025-04-07", load_balancer=read)
+    alone = normalize(document, "2025-04-07")
+    errors = schema_errors(facts, limit=1000)
+    assert errors == []
+    json.dumps(facts, allow_nan=False)
+    public = {"ansible_azure_interfaces", "ansible_azure_public_ipv4_addresses", "ansible_azure_public_ipv4",
+              "ansible_azure_public_ipv4_source", "ansible_azure_public_ip_addresses", "ansible_azure_load_balancer",
+              "ansible_azure_load_balancer_metadata", "ansible_azure_load_balancer_status"}
+    assert {k: v for k, v in facts.items() if k not in public} == {k: v for k, v in alone.items() if k not in public}
+    assert facts["ansible_azure_load_balancer_status"] == "found"
+    for rule in facts["ansible_azure_load_balancer"]["inbound_rules"]:
+        for port in ("frontend_port", "backend_port"):  # numbers are ints; nothing else is made one
+            assert not isinstance(rule[port], (float, bool))
 
 
 def _two_pass_snake(name: str) -> str:

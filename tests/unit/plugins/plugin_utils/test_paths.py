@@ -59,7 +59,6 @@ def test_case_is_kept():
 
 @pytest.mark.parametrize("term, category", [
     ("attested/document", ATTESTED), ("/metadata/attested/document", ATTESTED), ("attested/document/", ATTESTED),
-    ("loadbalancer", LOADBALANCER), ("/metadata/loadbalancer", LOADBALANCER),
     ("versions", VERSIONS), ("/metadata/versions", VERSIONS),
     ("identity/oauth2/token", TOKEN), ("metadata/identity/oauth2/token", TOKEN),
 ])
@@ -71,8 +70,24 @@ def test_live_only_categories(term, category):
     assert path.display == category
 
 
+@pytest.mark.parametrize("term, segments", [
+    ("loadbalancer", ()), ("/metadata/loadbalancer", ()), ("loadbalancer/", ()), ("metadata/loadbalancer", ()),
+    ("loadbalancer/loadbalancer/publicIpAddresses/0/frontendIpAddress",
+     ("loadbalancer", "publicIpAddresses", "0", "frontendIpAddress")),
+    ("/metadata/loadbalancer/loadbalancer/inboundRules/", ("loadbalancer", "inboundRules")),
+])
+def test_loadbalancer_paths_walk_its_document(term, segments):
+    path = parse_path(term)
+    assert path.category == LOADBALANCER and not path.is_instance
+    assert path.segments == segments
+    assert path.url_path == "/metadata/loadbalancer"  # fetched whole, walked here
+    assert path.display == "/".join(("loadbalancer", *segments))
+
+
 @pytest.mark.parametrize("term, words", [
     ("", "empty term"),
+    ("loadbalancer//inboundRules", "empty segment"),
+    ("/metadata/loadbalancers", "names no IMDS category"),
     ("   ", "empty term"),
     ("/", "empty term"),
     (42, "is a int, not an IMDS path"),

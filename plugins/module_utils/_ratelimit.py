@@ -193,6 +193,15 @@ def _private_folder_name() -> str:
     return os.path.join(tempfile.gettempdir(), f"imds-azure-{uid}")
 
 
+def private_folder() -> str | None:
+    """The user's private folder (made if missing), or None where it cannot be used safely.
+
+    Other files of the collection that must be the user's alone (the local fact's cache)
+    live there too, under names that do not start with ``rate-``.
+    """
+    return _private_folder_name() if _private_folder() else None
+
+
 def _private_folder() -> bool:
     """Make sure the private folder exists and is ours alone; False if it cannot be."""
     path = _private_folder_name()

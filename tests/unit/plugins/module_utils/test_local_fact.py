@@ -1,0 +1,233 @@
+"""The executable local fact of the imds.azure.local_facts role (plugins/module_utils/_local_fact.py).
+
+What a user relies on: ansible_local['azure'] holds what metadata_facts returns as
+ansible_facts['azure_*'] without the prefix; whatever happens the fact prints one JSON
+object (a failure says so) and never outlasts its deadline; an answer is kept for ttl
+seconds in a private file that nobody else can plant or read, and a failure is never kept.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.imds.azure.plugins.module_utils import _local_fact
+from ansible_collections.imds.azure.plugins.module_utils._http import TransportError
+from ansible_collections.imds.azure.plugins.modules import metadata_facts
+from tests.utils.paths import REPO
+from tests.utils.transport import ScriptedTransport, err, ok
+
+DOC = json.loads((REPO / "tests" / "emulator" / "profiles" / "linux.json").read_text())
+AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
+EXTRAS = {"failed", "from_cache", "fetched_at", "warnings"}
+
+
+def config(**overrides):
+    return {**_local_fact.DEFAULTS, "endpoint": "http://127.0.0.1:9", **overrides}
+
+
+def test_same_facts_as_the_module_without_the_prefix():
+    fact = _local_fact.facts(config(ttl=0), transport=ScriptedTransport(ok(DOC)))
+    module = metadata_facts.run({**metadata_facts_defaults(), "endpoint": "http://127.0.0.1:9"},
+                                ScriptedTransport(ok(DOC)))["ansible_facts"]
+    assert {k: v for k, v in fact.items() if k not in EXTRAS} == {
+        name[len("ansible_azure_"):]: value for name, value in module.items()}
+    assert fact["failed"] is False and fact["from_cache"] is False and fact["warnings"] == []
+    assert fact["vm_id"] == DOC["compute"]["vmId"]
+    assert "userData" not in fact["metadata"]["compute"]
+    time.strptime(fact["fetched_at"], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def metadata_facts_defaults():
+    return {name: spec.get("default") for name, spec in metadata_facts.argument_spec().items()}
+
+
+def test_user_data_only_when_asked():
+    doc = {**DOC, "compute": {**DOC["compute"], "userData": "c2VjcmV0"}}
+    assert "user_data" not in _local_fact.facts(config(ttl=0), transport=ScriptedTransport(ok(doc)))["compute"]
+    fact = _local_fact.facts(config(ttl=0, include_user_data=True), transport=ScriptedTransport(ok(doc)))
+    assert fact["compute"]["user_data"] == "secret"
+
+
+def test_not_an_azure_vm_asks_nothing(tmp_path):
+    dmi = tmp_path / "chassis_asset_tag"
+    dmi.write_text("Default string\n")
+    transport = ScriptedTransport(AssertionError("no request may be made"))
+    fact = _local_fact.facts({**_local_fact.DEFAULTS, "dmi_path": str(dmi), "ttl": 0}, transport=transport)
+    assert fact["detected"] is False and fact["failed"] is False and fact["api_version"] is None
+    assert "not Azure's" in fact["detection_reason"]
+    assert transport.calls == []
+
+
+def test_an_azure_vm_asks_the_default_endpoint(tmp_path):
+    dmi = tmp_path / "chassis_asset_tag"
+    dmi.write_text(AZURE_TAG + "\n")
+    transport = ScriptedTransport(ok(DOC))
+    fact = _local_fact.facts({**_local_fact.DEFAULTS, "dmi_path": str(dmi), "ttl": 0}, transport=transport)
+    assert fact["detected"] is True and "Azure's" in fact["detection_reason"]
+    assert [call["url"].split("?")[0] for call in transport.calls] == ["http://169.254.169.254/metadata/instance"]
+
+
+def test_a_failure_is_json_that_says_so():
+    fact = _local_fact.facts(config(), transport=ScriptedTransport(TransportError("refused", "connection refused")))
+    assert fact["failed"] is True and "from_cache" not in fact
+    assert "http://127.0.0.1:9/metadata/instance" in fact["msg"] and "refused" in fact["msg"]
+
+
+def test_the_deadline_bounds_every_request():
+    transport = ScriptedTransport(ok(DOC))
+    _local_fact.facts(config(ttl=0, timeout=30.0, deadline=1.5), transport=transport)
+    assert transport.calls[0]["timeout"] <= 1.5
+
+
+def test_a_document_that_is_not_one_is_a_failure():
+    fact = _local_fact.facts(config(ttl=0), transport=ScriptedTransport(ok({"error": "nope"})))
+    assert fact["failed"] is True and "not an instance document" in fact["msg"]
+
+
+# -- the cache ---------------------------------------------------------------------------------
+
+def test_an_answer_is_kept_for_ttl_seconds(rate_dir):
+    transport = ScriptedTransport(ok(DOC))
+    first = _local_fact.facts(config(ttl=60), now=1000.0, transport=transport)
+    again = _local_fact.facts(config(ttl=60), now=1059.0, transport=transport)
+    assert len(transport.calls) == 1
+    assert again["from_cache"] is True and first["from_cache"] is False
+    assert {k: v for k, v in again.items() if k != "from_cache"} == {k: v for k, v in first.items() if k != "from_cache"}
+    later = _local_fact.facts(config(ttl=60), now=1060.0, transport=transport)
+    assert later["from_cache"] is False and len(transport.calls) == 2
+    [kept] = list(rate_dir.glob("fact-*.json"))
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_clock_set_back_does_not_make_an_entry_new(rate_dir):
+    transport = ScriptedTransport(ok(DOC))
+    _local_fact.facts(config(ttl=60), now=1000.0, transport=transport)
+    assert _local_fact.facts(config(ttl=60), now=900.0, transport=transport)["from_cache"] is False
+
+
+def test_a_failure_is_never_kept(rate_dir):
+    transport = ScriptedTransport(err(403, {"error": "forbidden"}), ok(DOC))
+    assert _local_fact.facts(config(ttl=60), now=1000.0, transport=transport)["failed"]
+    assert list(rate_dir.glob("fact-*.json")) == []
+    assert _local_fact.facts(config(ttl=60), now=1001.0, transport=transport)["from_cache"] is False
+
+
+def test_ttl_zero_keeps_nothing(rate_dir):
+    transport = ScriptedTransport(ok(DOC))
+    _local_fact.facts(config(ttl=0), transport=transport)
+    _local_fact.facts(config(ttl=0), transport=transport)
+    assert len(transport.calls) == 2 and list(rate_dir.glob("fact-*")) == []
+
+
+def test_another_configuration_is_another_entry(rate_dir):
+    transport = ScriptedTransport(ok(DOC))
+    _local_fact.facts(config(ttl=60), now=1000.0, transport=transport)
+    assert _local_fact.facts(config(ttl=60, include_user_data=True), now=1001.0, transport=transport)["from_cache"] is False
+    assert _local_fact.facts(config(ttl=60, endpoint="http://127.0.0.2:9"), now=1001.0,
+                             transport=transport)["from_cache"] is False
+    assert len(transport.calls) == 3
+
+
+@pytest.mark.parametrize("plant", ["mode", "symlink", "hardlink", "garbage"])
+def test_a_cache_file_that_is_not_ours_alone_is_ignored(rate_dir, tmp_path, plant):
+    transport = ScriptedTransport(ok(DOC))
+    _local_fact.facts(config(ttl=60), now=1000.0, transport=transport)
+    [kept] = list(rate_dir.glob("fact-*.json"))
+    if plant == "mode":
+        kept.chmod(0o644)
+    elif plant == "symlink":
+        target = tmp_path / "elsewhere.json"
+        target.write_bytes(kept.read_bytes())
+        target.chmod(0o600)
+        kept.unlink()
+        kept.symlink_to(target)
+    elif plant == "hardlink":
+        os.link(kept, tmp_path / "second-name.json")
+    else:
+        kept.write_text("{not json")
+    assert _local_fact.facts(config(ttl=60), now=1001.0, transport=transport)["from_cache"] is False
+
+
+# -- main(): what setup reads ------------------------------------------------------------------
+
+def run_main(path):
+    out = []
+    assert _local_fact.main(str(path), out.append) == 0
+    assert len(out) == 1
+    return json.loads(out[0])
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "cannot read"),
+    ('["a list"]', "not a JSON object"),
+    ('{"endpont": "http://127.0.0.1:9"}', "unknown options endpont"),
+    ('{"deadline": 0}', "deadline must be greater than 0"),
+    ('{"ttl": "soon"}', "ttl must be a number of seconds"),
+    ('{"include_user_data": "yes"}', "include_user_data must be true or false"),
+    ('{"endpoint": "https://169.254.169.254"}', "not an http:// URL"),
+])
+def test_a_bad_configuration_is_a_failure_that_says_what(tmp_path, content, words):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    fact = run_main(path)
+    assert fact["failed"] is True and words in fact["msg"]
+
+
+def test_a_missing_configuration_names_the_role(tmp_path):
+    fact = run_main(tmp_path / "missing.json")
+    assert fact["failed"] is True and "imds.azure.local_facts" in fact["msg"]
+
+
+def test_the_watchdog_ends_what_outlasts_the_deadline(tmp_path, monkeypatch):
+    path = tmp_path / "config.json"
+    path.write_text('{"endpoint": "http://127.0.0.1:9", "deadline": 0.2, "ttl": 0}')
+    monkeypatch.setattr(_local_fact, "gather", lambda *args: time.sleep(5))
+    began = time.monotonic()
+    fact = run_main(path)
+    assert fact["failed"] is True and "deadline of 0.2 s" in fact["msg"]
+    assert time.monotonic() - began < 4
+
+
+def test_an_unexpected_error_is_reported_not_raised(tmp_path, monkeypatch):
+    path = tmp_path / "config.json"
+    path.write_text('{"endpoint": "http://127.0.0.1:9", "ttl": 0}')
+
+    def broken(*args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(_local_fact, "gather", broken)
+    fact = run_main(path)
+    assert fact["failed"] is True and "KeyError" in fact["msg"] and "report" in fact["msg"]
+
+
+# -- the role ships every file the fact imports ------------------------------------------------
+
+def module_utils_closure(name, seen=None):
+    """The collection's module_utils that ``name`` imports, anywhere in the file, recursively."""
+    seen = set() if seen is None else seen
+    seen.add(name)
+    prefix = "ansible_collections.imds.azure.plugins.module_utils"
+    tree = ast.parse((REPO / "plugins" / "module_utils" / name).read_text())
+    for node in ast.walk(tree):
+        found = []
+        if isinstance(node, ast.ImportFrom) and node.module == prefix:
+            found = [f"{alias.name}.py" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(prefix + "."):
+            found = [f"{node.module.rsplit('.', 1)[1]}.py"]
+        for other in found:
+            if other not in seen:
+                module_utils_closure(other, seen)
+    return seen
+
+
+def test_the_role_copies_every_module_util_the_fact_imports():
+    role_vars = yaml.safe_load((REPO / "roles" / "local_facts" / "vars" / "main.yml").read_text())
+    assert sorted(role_vars["local_facts_module_utils"]) == sorted(module_utils_closure("_local_fact.py"))
+    assert all((REPO / "plugins" / "module_utils" / name).is_file() for name in role_vars["local_facts_module_utils"])
+    assert Path(_local_fact.__file__).name in role_vars["local_facts_module_utils"]

@@ -223,6 +223,9 @@ def main(config_path: str, write: t.Callable[[str], t.Any] | None = None) -> int
         result = facts(config)
     except OptionError as exc:
         result = failure(str(exc))
+    except ImportError as exc:
+        result = failure(f"the Azure local fact cannot load its library ({exc}); apply the imds.azure.local_facts "
+                         "role again.")
     except _Overdue:
         result = failure(f"the Azure local fact did not finish within its deadline of "
                          f"{config['deadline']:g} s (plus 0.5 s); it gave up.")

@@ -160,7 +160,7 @@ class EmulatorProcess:
 
 # -- what is measured: this checkout, and a baseline built from a git ref -----------------
 
-BASELINE: str | None = None  # set by run.py --baseline REF
+BASELINES: list[str] = []  # set by run.py --baseline REF (repeatable)
 
 
 class Variant(NamedTuple):
@@ -187,11 +187,9 @@ def collection_at(ref: str, workdir: Path) -> Path:
 
 
 def variants(workdir: Path) -> list[Variant]:
-    """This checkout, then (with run.py --baseline REF) the collection at REF: measured alternately."""
-    found = [Variant("this checkout", collections_path())]
-    if BASELINE:
-        found.append(Variant(f"baseline {BASELINE}", collection_at(BASELINE, workdir)))
-    return found
+    """This checkout, then (with run.py --baseline REF) the collection at each REF: measured alternately."""
+    return [Variant("this checkout", collections_path())] + [
+        Variant(f"baseline {ref}", collection_at(ref, workdir)) for ref in BASELINES]
 
 
 # -- CPU of a process tree --------------------------------------------------------------

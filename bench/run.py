@@ -40,7 +40,7 @@ def run_one(name: str, smoke: bool, out_dir: Path) -> dict[str, Any]:
         except Exception as exc:  # pylint: disable=broad-exception-caught
             outcome = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     result = {"benchmark": name, "title": module.TITLE, "smoke": smoke, "machine": machine(),
-              "baseline": _lib.BASELINE,
+              "baselines": _lib.BASELINES,
               "seconds": round(time.monotonic() - started, 1), **outcome}
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
@@ -68,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
     parser.add_argument("--smoke", action="store_true", help="tiny repeat counts, for CI")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="folder for the JSON results")
-    parser.add_argument("--baseline", metavar="REF",
+    parser.add_argument("--baseline", metavar="REF", action="append", default=[],
                         help="a git ref (commit, branch, tag) whose collection the benchmarks that compare "
-                             "(module_vs_ping, gather_facts, off_azure, fleet, profile_module) also measure, "
-                             "alternating with this checkout")
+                             "(module_vs_ping, profile_module, fleet) also measure, alternating with this "
+                             "checkout; may be given more than once")
     args = parser.parse_args(argv)
-    _lib.BASELINE = args.baseline
+    _lib.BASELINES = args.baseline
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")

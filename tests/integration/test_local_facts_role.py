@@ -1,13 +1,16 @@
 """The imds.azure.local_facts role through real ansible-playbook runs against the emulator.
 
 Every run keeps to the test's tmp_path: the role installs into a fact_path and a library
-folder there, plays read local facts from there (the play keyword fact_path), and the
-emulator's endpoint is always given explicitly.
+folder there, plays read local facts from there (the play keyword fact_path), the fact
+keeps its answers in TMPDIR's private folder there, and the emulator's endpoint is always
+given explicitly.
 """
 from __future__ import annotations
 
 import json
 import re
+
+import pytest
 
 from tests.utils.paths import REPO
 
@@ -58,6 +61,14 @@ MODULE = """
 """
 
 
+@pytest.fixture
+def play(playbook, tmp_path):
+    """ansible-playbook with TMPDIR in the test's folder: the fact's cache (in TMPDIR's private folder) too."""
+    def run(pb, **kwargs):
+        return playbook(pb, env={"TMPDIR": str(tmp_path)}, **kwargs)
+    return run
+
+
 def imds_requests(emu):
     return [r for r in emu.requests if r["path"].startswith("/metadata/")]
 
@@ -70,10 +81,10 @@ def recap_changed(result):
     return int(re.search(r"changed=(\d+)", result.stdout).group(1))
 
 
-def test_setup_brings_the_module_facts_without_prefix(emulator, playbook, tmp_path):
+def test_setup_brings_the_module_facts_without_prefix(emulator, play, tmp_path):
     emu = emulator(profile="linux")
     variables = paths(tmp_path, endpoint=emu.url)
-    result = playbook(INSTALL + GATHER + MODULE, extra_vars={**variables, "label": "first"}).check()
+    result = play(INSTALL + GATHER + MODULE, extra_vars={**variables, "label": "first"}).check()
     local = result.read_json("local-first.json")["azure"]
     module = result.read_json("module.json")
     assert local["failed"] is False and local["detected"] is True
@@ -87,25 +98,25 @@ def test_setup_brings_the_module_facts_without_prefix(emulator, playbook, tmp_pa
     assert (tmp_path / "facts.d" / "azure.fact").stat().st_mode & 0o777 == 0o755
 
 
-def test_idempotent_and_check_mode(emulator, playbook, tmp_path):
+def test_idempotent_and_check_mode(emulator, play, tmp_path):
     emu = emulator(profile="linux")
     variables = paths(tmp_path, endpoint=emu.url)
-    checked = playbook(INSTALL, extra_vars=variables, args=("--check",)).check()
+    checked = play(INSTALL, extra_vars=variables, args=("--check",)).check()
     assert recap_changed(checked) > 0
     assert not (tmp_path / "facts.d").exists() and not (tmp_path / "lib").exists()
     assert imds_requests(emu) == []
-    assert recap_changed(playbook(INSTALL, extra_vars=variables).check()) > 0
-    again = playbook(INSTALL, extra_vars=variables).check()
+    assert recap_changed(play(INSTALL, extra_vars=variables).check()) > 0
+    again = play(INSTALL, extra_vars=variables).check()
     assert recap_changed(again) == 0, again.stdout
     assert len(imds_requests(emu)) == 1  # read once, right after the first install
 
 
-def test_a_failing_fact_never_breaks_setup(emulator, playbook, tmp_path):
+def test_a_failing_fact_never_breaks_setup(emulator, play, tmp_path):
     emu = emulator(profile="linux")
     variables = paths(tmp_path, endpoint=emu.url, ttl=0, deadline=1, timeout=0.5)
-    playbook(INSTALL, extra_vars=variables).check()
+    play(INSTALL, extra_vars=variables).check()
     emu.set_faults(hang=True)
-    result = playbook(GATHER, extra_vars={**variables, "label": "hang"}).check()
+    result = play(GATHER, extra_vars={**variables, "label": "hang"}).check()
     local = result.read_json("local-hang.json")["azure"]
     assert local["failed"] is True and "timed out" in local["msg"] and emu.url in local["msg"]
     emu.stop()
@@ -113,23 +124,23 @@ def test_a_failing_fact_never_breaks_setup(emulator, playbook, tmp_path):
     for compiled in module_utils.rglob("*.pyc"):
         compiled.unlink()
     (module_utils / "_client.py").unlink()
-    result = playbook(GATHER, extra_vars={**variables, "label": "broken"}).check()
+    result = play(GATHER, extra_vars={**variables, "label": "broken"}).check()
     local = result.read_json("local-broken.json")["azure"]
     assert local["failed"] is True and "_client" in local["msg"] and "apply the imds.azure.local_facts role" in local["msg"]
 
 
-def test_state_absent_removes_it(emulator, playbook, tmp_path):
+def test_state_absent_removes_it(emulator, play, tmp_path):
     emu = emulator(profile="linux")
     variables = paths(tmp_path, endpoint=emu.url)
-    playbook(INSTALL, extra_vars=variables).check()
-    removed = playbook(INSTALL + GATHER, extra_vars={**variables, "state": "absent", "label": "gone"}).check()
+    play(INSTALL, extra_vars=variables).check()
+    removed = play(INSTALL + GATHER, extra_vars={**variables, "state": "absent", "label": "gone"}).check()
     assert recap_changed(removed) == 3  # the launcher, the library and the saved facts
     assert not (tmp_path / "lib").exists() and list((tmp_path / "facts.d").iterdir()) == []
     assert "azure" not in removed.read_json("local-gone.json")
-    assert recap_changed(playbook(INSTALL, extra_vars={**variables, "state": "absent"}).check()) == 0
+    assert recap_changed(play(INSTALL, extra_vars={**variables, "state": "absent"}).check()) == 0
 
 
-def test_the_role_checks_its_arguments(emulator, playbook, tmp_path):
+def test_the_role_checks_its_arguments(emulator, play, tmp_path):
     emu = emulator(profile="linux")
-    result = playbook(INSTALL, extra_vars={**paths(tmp_path, endpoint=emu.url), "state": "gone"})
+    result = play(INSTALL, extra_vars={**paths(tmp_path, endpoint=emu.url), "state": "gone"})
     assert result.returncode != 0 and "local_facts_state" in result.output

@@ -19,7 +19,7 @@ import yaml
 from ansible_collections.imds.azure.plugins.module_utils import _local_fact
 from ansible_collections.imds.azure.plugins.module_utils._http import TransportError
 from ansible_collections.imds.azure.plugins.modules import metadata_facts
-from tests.utils.paths import REPO
+from tests.utils.paths import REPO, collections_path
 from tests.utils.transport import ScriptedTransport, err, ok
 
 DOC = json.loads((REPO / "tests" / "emulator" / "profiles" / "linux.json").read_text())
@@ -28,7 +28,7 @@ EXTRAS = {"failed", "from_cache", "fetched_at", "warnings"}
 
 
 def config(**overrides):
-    return {**_local_fact.DEFAULTS, "endpoint": "http://127.0.0.1:9", **overrides}
+    return {**_local_fact.defaults(), "endpoint": "http://127.0.0.1:9", **overrides}
 
 
 def test_same_facts_as_the_module_without_the_prefix():
@@ -58,7 +58,7 @@ def test_not_an_azure_vm_asks_nothing(tmp_path):
     dmi = tmp_path / "chassis_asset_tag"
     dmi.write_text("Default string\n")
     transport = ScriptedTransport(AssertionError("no request may be made"))
-    fact = _local_fact.facts({**_local_fact.DEFAULTS, "dmi_path": str(dmi), "ttl": 0}, transport=transport)
+    fact = _local_fact.facts({**_local_fact.defaults(), "dmi_path": str(dmi), "ttl": 0}, transport=transport)
     assert fact["detected"] is False and fact["failed"] is False and fact["api_version"] is None
     assert "not Azure's" in fact["detection_reason"]
     assert transport.calls == []
@@ -68,7 +68,7 @@ def test_an_azure_vm_asks_the_default_endpoint(tmp_path):
     dmi = tmp_path / "chassis_asset_tag"
     dmi.write_text(AZURE_TAG + "\n")
     transport = ScriptedTransport(ok(DOC))
-    fact = _local_fact.facts({**_local_fact.DEFAULTS, "dmi_path": str(dmi), "ttl": 0}, transport=transport)
+    fact = _local_fact.facts({**_local_fact.defaults(), "dmi_path": str(dmi), "ttl": 0}, transport=transport)
     assert fact["detected"] is True and "Azure's" in fact["detection_reason"]
     assert [call["url"].split("?")[0] for call in transport.calls] == ["http://169.254.169.254/metadata/instance"]
 
@@ -156,54 +156,79 @@ def test_a_cache_file_that_is_not_ours_alone_is_ignored(rate_dir, tmp_path, plan
 
 # -- main(): what setup reads ------------------------------------------------------------------
 
-def run_main(path):
+def run_main(options):
     out = []
-    assert _local_fact.main(str(path), out.append) == 0
+    assert _local_fact.main(options, out.append) == 0
     assert len(out) == 1
     return json.loads(out[0])
 
 
-@pytest.mark.parametrize("content, words", [
-    ("{not json", "cannot read"),
-    ('["a list"]', "not a JSON object"),
-    ('{"endpont": "http://127.0.0.1:9"}', "unknown options endpont"),
-    ('{"deadline": 0}', "deadline must be greater than 0"),
-    ('{"ttl": "soon"}', "ttl must be a number of seconds"),
-    ('{"include_user_data": "yes"}', "include_user_data must be true or false"),
-    ('{"endpoint": "https://169.254.169.254"}', "not an http:// URL"),
+@pytest.mark.parametrize("change, words", [
+    ({"endpont": "http://127.0.0.1:9"}, "unknown: endpont"),
+    ({"ttl": None}, "ttl must be a number of seconds"),
+    ({"deadline": 0}, "deadline must be greater than 0"),
+    ({"ttl": "soon"}, "ttl must be a number of seconds"),
+    ({"include_user_data": "yes"}, "include_user_data must be true or false"),
+    ({"endpoint": "https://169.254.169.254"}, "not an http:// URL"),
 ])
-def test_a_bad_configuration_is_a_failure_that_says_what(tmp_path, content, words):
-    path = tmp_path / "config.json"
-    path.write_text(content)
-    fact = run_main(path)
+def test_bad_options_are_a_failure_that_says_what(change, words):
+    fact = run_main({**config(ttl=0), **change})
     assert fact["failed"] is True and words in fact["msg"]
 
 
-def test_a_missing_configuration_names_the_role(tmp_path):
-    fact = run_main(tmp_path / "missing.json")
-    assert fact["failed"] is True and "imds.azure.local_facts" in fact["msg"]
+def test_missing_options_name_the_role():
+    options = config()
+    del options["dmi_path"]
+    fact = run_main(options)
+    assert fact["failed"] is True and "missing: dmi_path" in fact["msg"] and "imds.azure.local_facts" in fact["msg"]
+    assert "imds.azure.local_facts" in run_main(["not", "a", "mapping"])["msg"]
 
 
-def test_the_watchdog_ends_what_outlasts_the_deadline(tmp_path, monkeypatch):
-    path = tmp_path / "config.json"
-    path.write_text('{"endpoint": "http://127.0.0.1:9", "deadline": 0.2, "ttl": 0}')
+def test_the_watchdog_ends_what_outlasts_the_deadline(monkeypatch):
     monkeypatch.setattr(_local_fact, "gather", lambda *args: time.sleep(5))
     began = time.monotonic()
-    fact = run_main(path)
+    fact = run_main(config(deadline=0.2, ttl=0))
     assert fact["failed"] is True and "deadline of 0.2 s" in fact["msg"]
     assert time.monotonic() - began < 4
 
 
-def test_an_unexpected_error_is_reported_not_raised(tmp_path, monkeypatch):
-    path = tmp_path / "config.json"
-    path.write_text('{"endpoint": "http://127.0.0.1:9", "ttl": 0}')
-
+def test_an_unexpected_error_is_reported_not_raised(monkeypatch):
     def broken(*args):
         raise KeyError("surprise")
 
     monkeypatch.setattr(_local_fact, "gather", broken)
-    fact = run_main(path)
+    fact = run_main(config(ttl=0))
     assert fact["failed"] is True and "KeyError" in fact["msg"] and "report" in fact["msg"]
+
+
+def test_a_library_that_cannot_load_says_to_apply_the_role(monkeypatch):
+    def missing(*args):
+        raise ModuleNotFoundError("No module named 'ansible_collections.imds.azure.plugins.module_utils._client'")
+
+    monkeypatch.setattr(_local_fact, "gather", missing)
+    fact = run_main(config(ttl=0))
+    assert fact["failed"] is True and "_client" in fact["msg"] and "apply the imds.azure.local_facts role" in fact["msg"]
+
+
+def test_a_kept_answer_is_served_without_importing_json_or_the_client(rate_dir, tmp_path):
+    """What setup pays when the answer is kept: a bare interpreter that reads one file."""
+    import subprocess
+    import sys
+
+    _local_fact.facts(config(ttl=60), transport=ScriptedTransport(ok(DOC)))
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(collections_path())!r})\n"
+        "from ansible_collections.imds.azure.plugins.module_utils import _local_fact, _ratelimit\n"
+        f"_ratelimit._private_folder_name = lambda base=None: {str(rate_dir)!r}\n"
+        "out = []\n"
+        f"_local_fact.main({config(ttl=60)!r}, out.append)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('json', 'typing', 're', 'http', 'socket')))\n"
+        "print(out[0])\n")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, check=True)
+    imported, printed = proc.stdout.splitlines()
+    assert imported == "[]"
+    assert json.loads(printed)["from_cache"] is True
 
 
 # -- the role ships every file the fact imports ------------------------------------------------

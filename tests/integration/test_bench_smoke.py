@@ -91,9 +91,12 @@ def test_result_is_well_formed(smoke, name):
 
 def test_time_ratios_are_positive(smoke):
     results = smoke[1]
-    assert numbers(results["module_vs_ping"])["ratio_default"] > 0
-    assert numbers(results["module_vs_ping"])["ratio_pipelining"] > 0
-    assert numbers(results["gather_facts"])["ratio_parallel"] > 0
+    for kind in ("facts", "uri"):
+        for figure in (f"cpu ratio task {kind}", f"cpu ratio ad hoc {kind}", f"wall ratio task {kind}"):
+            assert numbers(results["module_vs_ping"])[figure] > 0, figure
+    for figure in ("ratio_sequential", "ratio_parallel", "ratio_local_fact", "ratio_local_fact_ttl0"):
+        assert numbers(results["gather_facts"])[figure] > 0, figure
+    assert numbers(results["lookup"])["first_live_call_ratio"] > 0
     assert numbers(results["lookup"])["facts_ratio_100_1"] > 0
     assert numbers(results["fleet"])["ratio_3_hosts"] > 0
     if "skipped" not in results["off_azure"]:
@@ -108,12 +111,17 @@ def test_request_counts(smoke):
     lookup = numbers(results["lookup"])
     assert (lookup["live_requests_100"], lookup["live_requests_1"], lookup["facts_requests"]) == (1, 1, 1)
     params = results["module_vs_ping"]["params"]
-    # two plays per run, each with a full and a filtered facts task per round
-    assert params["imds_requests"] == 2 * 2 * (params["pairs_per_run"] + 1) * params["runs"]
+    # per round and variant, for metadata_facts and for uri: one ad hoc, N in the CPU playbook, N + 1 in the wall one
+    assert params["imds_requests"] == 2 * (2 * params["tasks_per_playbook"] + 2) * params["rounds"] * len(
+        params["variants"])
+    # gather_facts counts too: the cached local fact asks once, the one with ttl 0 at every setup
+    assert results["gather_facts"]["params"]["imds_requests"] == 4 * results["gather_facts"]["params"]["rounds"] + 1
 
 
 def test_profile_names_the_phases(smoke):
     metrics = smoke[1]["profile_module"]["metrics"]
-    for phase in ("import basic", "import our module_utils", "detection", "normalization",
-                  "request, its imports excluded", "imports made by the request"):
+    for phase in ("import basic", "import the module and its module_utils", "detection", "normalization",
+                  "request, its imports excluded", "imports made by the request",
+                  "imports: the collection's files (compile and run)", "imports: what they import beyond basic",
+                  "compile the collection's files that ran"):
         assert f"phase {phase}" in metrics

@@ -119,6 +119,7 @@ def test_a_failing_fact_never_breaks_setup(emulator, play, tmp_path):
     result = play(GATHER, extra_vars={**variables, "label": "hang"}).check()
     local = result.read_json("local-hang.json")["azure"]
     assert local["failed"] is True and "timed out" in local["msg"] and emu.url in local["msg"]
+    assert "azure.fact" not in result.output  # no setup warning: the fact printed JSON and exited 0
     emu.stop()
     module_utils = tmp_path / "lib" / "ansible_collections" / "imds" / "azure" / "plugins" / "module_utils"
     for compiled in module_utils.rglob("*.pyc"):

@@ -211,9 +211,10 @@ def run_measured(cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: P
 
 @contextlib.contextmanager
 def imds_namespace(workdir: Path, profile: str = "linux", latency: float = LATENCY,
-                   lifetime: float = 900) -> Iterator[tuple[str, ...]]:
+                   lifetime: float = 900) -> Iterator[tuple[tuple[str, ...], Path]]:
     """A network namespace of our own whose loopback holds 169.254.169.254, with the emulator
-    listening there on port 80; yields the command prefix that runs a program inside it.
+    listening there on port 80; yields the command prefix that runs a program inside it and
+    the emulator's request log (JSON lines).
 
     Nothing in the namespace can reach any other network. The emulator stops by itself after
     ``lifetime`` seconds; the namespace and everything in it are removed on exit. Needs root
@@ -242,7 +243,7 @@ def imds_namespace(workdir: Path, profile: str = "linux", latency: float = LATEN
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the emulator did not start in the namespace: {(folder / 'stdout.txt').read_text()}")
             time.sleep(0.02)
-        yield tuple(ip)
+        yield tuple(ip), folder / "requests.jsonl"
     finally:
         if server is not None and server.poll() is None:
             server.terminate()

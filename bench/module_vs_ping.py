@@ -98,10 +98,11 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
     wall_ratios: dict[str, dict[str, list[float]]] = {v.label: {"facts": [], "uri": []} for v in found}
     with EmulatorProcess(workdir) as emulator:
         units = kinds(emulator.url)
+        uri_args = (f"url={emulator.url}/metadata/instance?api-version=2021-02-01 "
+                    "headers={'Metadata':'true'} use_proxy=false")
         adhoc_args = {"ping": ("ansible.builtin.ping", "", '"ping": "pong"'),
                       "facts": ("imds.azure.metadata_facts", f"endpoint={emulator.url}", DETECTED),
-                      "uri": ("ansible.builtin.uri", f"url={emulator.url}/metadata/instance?api-version=2021-02-01 "
-                                                    "headers={'Metadata':'true'} use_proxy=false", '"status": 200')}
+                      "uri": ("ansible.builtin.uri", uri_args, '"status": 200')}
         empty = PLAY.format(name="empty", tasks="    - name: nothing\n      ansible.builtin.meta: noop\n")
         for index in range(rounds):
             for variant in found if index % 2 == 0 else list(reversed(found)):
@@ -138,16 +139,16 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
             cpu_ratios = [ratio(k, p) for k, p in zip(cpu[label][kind], cpu[label]["ping"])]
             adhoc_ratios = [ratio(k, p) for k, p in zip(adhoc[label][kind], adhoc[label]["ping"])]
             goal = GOAL if kind == "facts" and not prefix else None
-            metrics[f"{prefix}cpu ratio task {kind}"] = metric(median(cpu_ratios), "ratio", goal, cpu_ratios,
-                                                              f"CPU of a {note} task ÷ a ping task, per round")
-            metrics[f"{prefix}cpu ratio ad hoc {kind}"] = metric(median(adhoc_ratios), "ratio", goal, adhoc_ratios,
-                                                                f"ansible -m: CPU of the whole command ÷ -m ping")
-            metrics[f"{prefix}wall ratio task {kind}"] = metric(median(wall_ratios[label][kind]), "ratio",
-                                                               spread=wall_ratios[label][kind],
-                                                               note="per run: median task time ÷ ping's")
+            metrics[f"{prefix}cpu ratio task {kind}"] = metric(
+                median(cpu_ratios), "ratio", goal, cpu_ratios, f"CPU of a {note} task ÷ a ping task, per round")
+            metrics[f"{prefix}cpu ratio ad hoc {kind}"] = metric(
+                median(adhoc_ratios), "ratio", goal, adhoc_ratios, "ansible -m: CPU of the whole command ÷ -m ping")
+            metrics[f"{prefix}wall ratio task {kind}"] = metric(
+                median(wall_ratios[label][kind]), "ratio", spread=wall_ratios[label][kind],
+                note="per run: median task time ÷ ping's")
         for kind in units:
-            metrics[f"{prefix}cpu task {kind}"] = metric(median(cpu[label][kind]) * 1000, "ms",
-                                                         spread=[v * 1000 for v in cpu[label][kind]])
+            metrics[f"{prefix}cpu task {kind}"] = metric(
+                median(cpu[label][kind]) * 1000, "ms", spread=[v * 1000 for v in cpu[label][kind]])
             metrics[f"{prefix}cpu ad hoc {kind}"] = metric(median(adhoc[label][kind]) * 1000, "ms",
                                                            spread=[v * 1000 for v in adhoc[label][kind]])
             metrics[f"{prefix}wall task {kind}"] = metric(median(walls[label][kind]), "s", spread=walls[label][kind])
@@ -197,8 +198,8 @@ def namespace_peers(workdir: Path, variant: Any, tasks: int, rounds: int) -> dic
     for kind in units:
         if kind != "ping":
             ratios = [ratio(k, p) for k, p in zip(cpu[kind], cpu["ping"])]
-            outcome[f"cpu ratio task {kind}"] = metric(median(ratios), "ratio", spread=ratios,
-                                                      note=f"CPU of a {kind} task ÷ a ping task, inside the namespace, "
-                                                           "default endpoint 169.254.169.254")
+            outcome[f"cpu ratio task {kind}"] = metric(
+                median(ratios), "ratio", spread=ratios,
+                note=f"CPU of a {kind} task ÷ a ping task, inside the namespace, default endpoint 169.254.169.254")
         outcome[f"cpu task {kind}"] = metric(median(cpu[kind]) * 1000, "ms", spread=[v * 1000 for v in cpu[kind]])
     return outcome

@@ -107,7 +107,7 @@ class EmulatorProcess:
     """tests/emulator/imds_emulator.py as a separate process on 127.0.0.1, self-stopping."""
 
     def __init__(self, workdir: Path, name: str = "emulator", latency: float = LATENCY,
-                 faults: Mapping[str, Any] | None = None, profile: str = "linux", lifetime: float = 900) -> None:
+                 faults: Mapping[str, Any] | None = None, profile: str = "linux", lifetime: float = 3600) -> None:
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "requests.jsonl"

@@ -24,6 +24,7 @@ NAME = "fleet"
 TITLE = "fleet, forks 20, local connection: metadata_facts ÷ ping by host count"
 GOAL = 1.15
 FORKS = 20
+SIZES = (10, 50, 200)
 
 PLAYBOOK = """- name: {name}
   hosts: all
@@ -38,7 +39,7 @@ PLAYBOOK = """- name: {name}
 
 
 def run(workdir: Path, smoke: bool) -> dict[str, Any]:
-    sizes = (3,) if smoke else (10, 50, 200)
+    sizes = (3,) if smoke else SIZES
     metrics: dict[str, Any] = {}
     growth = []
     found = variants(workdir)

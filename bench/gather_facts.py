@@ -19,6 +19,12 @@ facts_modules, parallel and fact_path are set per play (the ansible_facts_module
 ansible_facts_parallel variables, the fact_path keyword); the play order rotates every
 round. Ratios are taken per round against that round's setup play; the figures are their
 medians.
+
+Wall time on a busy machine moves a play's gathering by half its length, so a second set
+counts CPU: per round and kind, one playbook of K plays that each gather that way (after
+the installs), beside the same K plays with gather_facts false; a gathering's CPU is the
+difference ÷ K, from rusage of the whole ansible-playbook process tree (controller,
+setup, the fact, the module). Ratios are per round against setup's, and their median.
 """
 from __future__ import annotations
 
@@ -99,7 +105,7 @@ KINDS = {
 def playbook(workdir: Path, endpoint: str, rounds: int, subset: str) -> str:
     (workdir / "empty.d").mkdir(parents=True, exist_ok=True)
     plays = [INSTALL.format(name=name, workdir=workdir, endpoint=endpoint, ttl=ttl)
-             for name, ttl in (("cached", 300), ("uncached", 0))]
+             for name, ttl in (("cached", 3600), ("uncached", 0))]
     names = list(KINDS)
     for index in range(rounds):
         for kind in names[index % len(names):] + names[:index % len(names)]:
@@ -111,6 +117,20 @@ def playbook(workdir: Path, endpoint: str, rounds: int, subset: str) -> str:
     return "".join(plays)
 
 
+CPU_KINDS = ("setup", "sequential", "local", "local_ttl0", "uri")
+
+
+def cpu_playbook(workdir: Path, endpoint: str, kind: str | None, plays: int, subset: str) -> str:
+    """``plays`` plays that gather as ``kind`` (None: the same plays without gathering)."""
+    modules, parallel, facts, tasks = KINDS[kind or "setup"]
+    body = "".join(PLAY.format(kind=kind or "none", round=index, modules=modules, parallel=parallel,
+                               endpoint=endpoint, subset=subset, fact_path=workdir / f"{facts}.d",
+                               tasks=(tasks if kind else "").format(round=index, endpoint=endpoint)
+                               or "    - name: nothing\n      ansible.builtin.meta: noop\n")
+                   for index in range(plays))
+    return body if kind else body.replace("gather_facts: true", "gather_facts: false")
+
+
 def play_seconds(timings: dict[str, Any], kind: str, index: int) -> float:
     """The play's fact gathering, plus its uri and set_fact tasks."""
     counted = ("Gathering Facts", f"uri {index}", f"set_fact {index}")
@@ -120,12 +140,24 @@ def play_seconds(timings: dict[str, Any], kind: str, index: int) -> float:
 def run(workdir: Path, smoke: bool) -> dict[str, Any]:
     # the smoke run gathers setup's minimal subset, to stay quick; real figures use all of setup
     rounds, subset = (1, "[min]") if smoke else (6, "[all]")
+    cpu_rounds, plays = (1, 1) if smoke else (4, 3)
     with EmulatorProcess(workdir) as emulator:
         timings = run_playbook(workdir / "run", playbook(workdir, emulator.url, rounds, subset))
         requests = len(emulator.imds_requests())
+        cpu = {kind: [] for kind in CPU_KINDS}
+        for index in range(cpu_rounds):
+            base = run_playbook(workdir / f"cpu-{index}-none", cpu_playbook(workdir, emulator.url, None, plays, subset))
+            for kind in CPU_KINDS if index % 2 == 0 else tuple(reversed(CPU_KINDS)):
+                spent = run_playbook(workdir / f"cpu-{index}-{kind}",
+                                     cpu_playbook(workdir, emulator.url, kind, plays, subset))
+                cpu[kind].append((spent["cpu_seconds"] - base["cpu_seconds"]) / plays)
+        cpu_requests = len(emulator.imds_requests()) - requests
     # per round: sequential, parallel, uri and the ttl-0 local fact; the cached one asks once in all
     if requests != 4 * rounds + 1:
         raise RuntimeError(f"{requests} IMDS requests, not {4 * rounds + 1}")
+    # the CPU playbooks: sequential, uri and ttl-0 ask once per play; the cached fact is still fresh
+    if cpu_requests != 3 * plays * cpu_rounds:
+        raise RuntimeError(f"{cpu_requests} IMDS requests in the CPU playbooks, not {3 * plays * cpu_rounds}")
     seconds = {kind: [play_seconds(timings, kind, index) for index in range(rounds)] for kind in KINDS}
     ratios = {kind: [ratio(s, base) for s, base in zip(seconds[kind], seconds["setup"])] for kind in KINDS}
     metrics = {
@@ -143,7 +175,14 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
         "ratio_uri_set_fact": metric(median(ratios["uri"]), "ratio", spread=ratios["uri"],
                                      note="setup, then uri + set_fact tasks ÷ setup"),
     }
+    for kind in CPU_KINDS[1:]:
+        ratios_cpu = [ratio(k, b) for k, b in zip(cpu[kind], cpu["setup"])]
+        metrics[f"cpu_ratio_{kind}"] = metric(median(ratios_cpu), "ratio", GOAL_LOCAL if kind == "local" else None,
+                                              ratios_cpu, f"CPU of one gathering, {kind} ÷ setup alone")
+    for kind in CPU_KINDS:
+        metrics[f"cpu_{kind}"] = metric(median(cpu[kind]) * 1000, "ms", spread=[v * 1000 for v in cpu[kind]])
     for kind in KINDS:
         metrics[f"seconds_{kind}"] = metric(median(seconds[kind]), "s", spread=seconds[kind])
-    return {"params": {"rounds": rounds, "latency_s": 0.003, "gather_subset": subset, "imds_requests": requests},
+    return {"params": {"rounds": rounds, "latency_s": 0.003, "gather_subset": subset, "imds_requests": requests,
+                       "cpu_rounds": cpu_rounds, "plays_per_cpu_playbook": plays},
             "metrics": metrics}

@@ -35,6 +35,7 @@ from _lib import (EmulatorProcess, imds_namespace, interleaved_tasks, median, me
 NAME = "module_vs_ping"
 TITLE = "metadata_facts ÷ ping, ad hoc and as a task (CPU and wall); uri + set_fact; sap azure_imds"
 GOAL = 1.10
+TASKS, ROUNDS = 6, 5  # tasks per playbook, rounds
 DETECTED = '"ansible_azure_detected": true'
 
 URI = """ansible.builtin.uri:
@@ -90,7 +91,7 @@ def sap_installed(collections: Path) -> bool:
 
 
 def run(workdir: Path, smoke: bool) -> dict[str, Any]:
-    tasks, rounds = (1, 1) if smoke else (6, 5)
+    tasks, rounds = (1, 1) if smoke else (TASKS, ROUNDS)
     found = variants(workdir)
     cpu: dict[str, dict[str, list[float]]] = {v.label: {} for v in found}
     adhoc: dict[str, dict[str, list[float]]] = {v.label: {} for v in found}

@@ -8,16 +8,20 @@ the benchmark creates).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -103,7 +107,7 @@ class EmulatorProcess:
     """tools/imds_emulator as a separate process on 127.0.0.1, self-stopping."""
 
     def __init__(self, workdir: Path, name: str = "emulator", latency: float = LATENCY,
-                 faults: Mapping[str, Any] | None = None, profile: str = "linux", lifetime: float = 900) -> None:
+                 faults: Mapping[str, Any] | None = None, profile: str = "linux", lifetime: float = 3600) -> None:
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "requests.jsonl"
@@ -154,13 +158,111 @@ class EmulatorProcess:
 
 # -- ansible-playbook -----------------------------------------------------------------
 
-def ansible_env(run_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A clean environment: no proxies, no ANSIBLE_* from the caller, this checkout as imds.azure."""
+# -- what is measured: this checkout, and a baseline built from a git ref -----------------
+
+BASELINES: list[str] = []  # set by run.py --baseline REF (repeatable)
+
+
+class Variant(NamedTuple):
+    """A copy of the collection to measure: ``label`` and its ``collections`` path."""
+
+    label: str
+    collections: Path
+
+
+def collection_at(ref: str, workdir: Path) -> Path:
+    """A collections path holding the collection as it is at git ``ref`` (git archive, no work tree)."""
+    base = workdir / f"baseline-{ref.replace('/', '_')}"
+    target = base / "ansible_collections" / "imds" / "azure"
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref], capture_output=True,
+                                 check=True).stdout
+        archive_path = base / "collection.tar"
+        archive_path.write_bytes(archive)
+        with tarfile.open(archive_path) as tar:
+            tar.extractall(target, filter="data")
+        archive_path.unlink()
+    return base
+
+
+def variants(workdir: Path) -> list[Variant]:
+    """This checkout, then (with run.py --baseline REF) the collection at each REF: measured alternately."""
+    return [Variant("this checkout", collections_path())] + [
+        Variant(f"baseline {ref}", collection_at(ref, workdir)) for ref in BASELINES]
+
+
+# -- CPU of a process tree --------------------------------------------------------------
+
+def run_measured(cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+                 timeout: float = 600) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``cmd``; return the process, its wall seconds and the user + system CPU seconds of its
+    whole process tree (every descendant that was waited for, as rusage counts them)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=str(cwd) if cwd else None, env=dict(env) if env is not None else None,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return proc, wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+# -- a network namespace with IMDS's own address ------------------------------------------
+
+@contextlib.contextmanager
+def imds_namespace(workdir: Path, profile: str = "linux", latency: float = LATENCY,
+                   lifetime: float = 900) -> Iterator[tuple[tuple[str, ...], Path]]:
+    """A network namespace of our own whose loopback holds 169.254.169.254, with the emulator
+    listening there on port 80; yields the command prefix that runs a program inside it and
+    the emulator's request log (JSON lines).
+
+    Nothing in the namespace can reach any other network. The emulator stops by itself after
+    ``lifetime`` seconds; the namespace and everything in it are removed on exit. Needs root
+    and iproute2 (raises RuntimeError otherwise).
+    """
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        raise RuntimeError("needs root and iproute2 (ip) to create a network namespace")
+    name = f"imdsbench{os.getpid()}"
+    ip = ["ip", "netns", "exec", name]
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
+    server = None
+    try:
+        subprocess.run([*ip, "ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=10)
+        subprocess.run([*ip, "ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True,
+                       capture_output=True, timeout=10)
+        folder = workdir / f"{name}-emulator"
+        folder.mkdir(parents=True, exist_ok=True)
+        port_file = folder / "port"
+        with open(folder / "stdout.txt", "wb") as out:
+            server = subprocess.Popen(  # pylint: disable=consider-using-with
+                [*ip, sys.executable, str(EMULATOR), "--bind", "169.254.169.254", "--port", "80", "--profile", profile,
+                 "--latency", str(latency), "--port-file", str(port_file), "--log", str(folder / "requests.jsonl"),
+                 "--lifetime", str(lifetime)], stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the emulator did not start in the namespace: {(folder / 'stdout.txt').read_text()}")
+            time.sleep(0.02)
+        yield tuple(ip), folder / "requests.jsonl"
+    finally:
+        if server is not None and server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10, check=False)
+
+
+def ansible_env(run_dir: Path, extra: Mapping[str, str] | None = None, collections: Path | None = None) -> dict[str, str]:
+    """A clean environment: no proxies, no ANSIBLE_* from the caller, this checkout (or
+    ``collections``) as imds.azure."""
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS and not k.startswith("ANSIBLE_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update({
         "ANSIBLE_CONFIG": str(run_dir / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(collections_path()),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections or collections_path()),
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
         "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
         "BENCH_TIMER_OUT": str(run_dir / "timings.json"),
@@ -174,30 +276,50 @@ def ansible_env(run_dir: Path, extra: Mapping[str, str] | None = None) -> dict[s
     return env
 
 
-def run_playbook(run_dir: Path, playbook: str, *, inventory: str = "localhost ansible_connection=local\n",
-                 cfg: str = "", env: Mapping[str, str] | None = None, prefix: tuple[str, ...] = (),
-                 timeout: float = 600) -> dict[str, Any]:
-    """Run ansible-playbook (optionally under ``prefix``, e.g. unshare -n); return the timings.
-
-    The result holds ``wall_seconds`` (the whole command) and ``tasks``: for every task its
-    play, name, action and ``seconds`` from the moment the task started to its last host result.
-    """
+def _prepare(run_dir: Path, inventory: str, cfg: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "playbook.yml").write_text(playbook, encoding="utf-8")
     (run_dir / "inventory.ini").write_text(inventory, encoding="utf-8")
     (run_dir / "ansible.cfg").write_text(
         f"[defaults]\ninventory = {run_dir / 'inventory.ini'}\nhost_key_checking = False\n{cfg}", encoding="utf-8")
-    cmd = [*prefix, str(bin_path("ansible-playbook")), str(run_dir / "playbook.yml")]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=str(run_dir), env=ansible_env(run_dir, env), capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    wall = time.monotonic() - start
+
+
+def _checked(proc: subprocess.CompletedProcess, run_dir: Path, what: str) -> None:
     (run_dir / "output.txt").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        raise RuntimeError(f"ansible-playbook failed ({proc.returncode}) in {run_dir}:\n{tail}")
+        raise RuntimeError(f"{what} failed ({proc.returncode}) in {run_dir}:\n{tail}")
+
+
+def run_playbook(run_dir: Path, playbook: str, *, inventory: str = "localhost ansible_connection=local\n",
+                 cfg: str = "", env: Mapping[str, str] | None = None, prefix: tuple[str, ...] = (),
+                 timeout: float = 600, collections: Path | None = None) -> dict[str, Any]:
+    """Run ansible-playbook (optionally under ``prefix``, e.g. unshare -n); return the timings.
+
+    The result holds ``wall_seconds`` and ``cpu_seconds`` (the whole command and every process
+    it started) and ``tasks``: for every task its play, name, action and ``seconds`` from the
+    moment the task started to its last host result.
+    """
+    _prepare(run_dir, inventory, cfg)
+    (run_dir / "playbook.yml").write_text(playbook, encoding="utf-8")
+    cmd = [*prefix, str(bin_path("ansible-playbook")), str(run_dir / "playbook.yml")]
+    proc, wall, cpu = run_measured(cmd, env=ansible_env(run_dir, env, collections), cwd=run_dir, timeout=timeout)
+    _checked(proc, run_dir, "ansible-playbook")
     timings = json.loads((run_dir / "timings.json").read_text(encoding="utf-8"))
-    return {"wall_seconds": wall, **timings}
+    return {"wall_seconds": wall, "cpu_seconds": cpu, **timings}
+
+
+def run_adhoc(run_dir: Path, module: str, args: str = "", *, expect: str = "", prefix: tuple[str, ...] = (),
+              collections: Path | None = None, timeout: float = 300) -> tuple[float, float]:
+    """``ansible localhost -m MODULE -a ARGS`` (local connection); its wall and whole-tree CPU seconds."""
+    _prepare(run_dir, "localhost ansible_connection=local\n", "")
+    cmd = [*prefix, str(bin_path("ansible")), "localhost", "-m", module, *(["-a", args] if args else [])]
+    env = ansible_env(run_dir, None, collections)
+    del env["ANSIBLE_CALLBACKS_ENABLED"]  # ad hoc commands load no callback plugin by default
+    proc, wall, cpu = run_measured(cmd, env=env, cwd=run_dir, timeout=timeout)
+    _checked(proc, run_dir, f"ansible -m {module}")
+    if expect not in proc.stdout:
+        raise RuntimeError(f"ansible -m {module} did not print {expect!r}: {proc.stdout[-2000:]}")
+    return wall, cpu
 
 
 def task_seconds(timings: Mapping[str, Any], prefix: str, skip_first: bool = True) -> list[float]:

@@ -6,6 +6,7 @@
     python bench/run.py                      # every benchmark (about 15 minutes on 2 cores)
     python bench/run.py module_vs_ping fleet # some of them
     python bench/run.py --smoke              # tiny repeat counts: checks the benchmarks work, no figures
+    python bench/run.py --baseline main module_vs_ping   # also measure the collection at a git ref, alternately
 
 Results go to bench/results/<benchmark>.json (or --out DIR); docs/docsite/rst/performance.rst explains them.
 """
@@ -23,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _lib  # noqa: E402  pylint: disable=wrong-import-position
 from _lib import BENCH, machine  # noqa: E402  pylint: disable=wrong-import-position
 
 BENCHMARKS = ("requests_per_gather", "module_vs_ping", "gather_facts", "off_azure", "lookup", "fleet",
@@ -38,6 +40,7 @@ def run_one(name: str, smoke: bool, out_dir: Path) -> dict[str, Any]:
         except Exception as exc:  # pylint: disable=broad-exception-caught
             outcome = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     result = {"benchmark": name, "title": module.TITLE, "smoke": smoke, "machine": machine(),
+              "baselines": _lib.BASELINES,
               "seconds": round(time.monotonic() - started, 1), **outcome}
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
@@ -65,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
     parser.add_argument("--smoke", action="store_true", help="tiny repeat counts, for CI")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="folder for the JSON results")
+    parser.add_argument("--baseline", metavar="REF", action="append", default=[],
+                        help="a git ref (commit, branch, tag) whose collection the benchmarks that compare "
+                             "(module_vs_ping, profile_module, fleet) also measure, alternating with this "
+                             "checkout; may be given more than once")
     args = parser.parse_args(argv)
+    _lib.BASELINES = args.baseline
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")

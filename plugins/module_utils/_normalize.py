@@ -95,7 +95,6 @@ Sharing
 """
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -336,6 +335,8 @@ def _user_data(value: object) -> object:
         return None if value is None or isinstance(value, (dict, list)) else _json_text(value)
     if not value:
         return None
+    import base64  # only with include_user_data: a gather without it does not import it
+
     try:
         return base64.b64decode("".join(value.split()), validate=True).decode("utf-8")
     except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input

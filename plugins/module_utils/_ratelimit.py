@@ -26,13 +26,16 @@ removed.
 from __future__ import annotations
 
 import errno
-import hashlib
 import math
 import os
 import stat
-import tempfile
 import time
-import typing as t
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the local fact imports this module in a bare interpreter
+    import typing as t
+
+    Entry = t.Tuple[float, float, str]  # (start, until, owner): until 0.0 once the request is over
 
 RATE_PER_SECOND = 5
 WINDOW = 1.0
@@ -40,8 +43,6 @@ POLL = 0.02  # seconds between looks at a lock or a window that requests under w
 SWEEP_AGE = 3600.0  # seconds after which another endpoint's unused file is removed
 MAX_HOLD = 3660.0  # the longest any request may keep its place (a timeout of an hour, and a minute)
 _MAX_FILE = 4096
-
-Entry = t.Tuple[float, float, str]  # (start, until, owner): until 0.0 once the request is over
 
 
 class RateLimitTimeout(Exception):
@@ -68,6 +69,8 @@ class RateLimiter:
         self._local: list[Entry] = []
         self._count = 0
         self._owner = f"{os.getpid()}.{id(self) & 0xFFFFFF:x}"
+        import hashlib
+
         self.path = os.path.join(directory or _private_folder_name(),
                                  f"rate-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}")
 
@@ -188,14 +191,28 @@ def _parse(raw: bytes) -> list[Entry]:
     return entries
 
 
-def _private_folder_name() -> str:
+def _private_folder_name(base: str | None = None) -> str:
+    """``<base>/imds-azure-<uid>``; ``base`` defaults to the temporary folder (tempfile.gettempdir())."""
+    if base is None:
+        import tempfile
+
+        base = tempfile.gettempdir()
     uid = os.geteuid() if hasattr(os, "geteuid") else 0
-    return os.path.join(tempfile.gettempdir(), f"imds-azure-{uid}")
+    return os.path.join(base, f"imds-azure-{uid}")
 
 
-def _private_folder() -> bool:
+def private_folder(base: str | None = None) -> str | None:
+    """The user's private folder in ``base`` (made if missing), or None where it cannot be used safely.
+
+    Other files of the collection that must be the user's alone (the local fact's cache)
+    live there too, under names that do not start with ``rate-``.
+    """
+    return _private_folder_name(base) if _private_folder(base) else None
+
+
+def _private_folder(base: str | None = None) -> bool:
     """Make sure the private folder exists and is ours alone; False if it cannot be."""
-    path = _private_folder_name()
+    path = _private_folder_name(base)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:

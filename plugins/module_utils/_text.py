@@ -19,8 +19,13 @@ def printable(text: t.Any, limit: int = SERVER_TEXT_LIMIT) -> str:
     forge lines or colours on the user's terminal; at most ``limit`` characters are
     kept. Anything that is not a string is shown as its ``repr`` first.
     """
-    if not isinstance(text, str):
-        text = repr(text)
+    if isinstance(text, int) and not isinstance(text, bool) and text.bit_length() > 64:
+        text = f"a number of about {int(text.bit_length() * 0.30103)} digits"  # repr() refuses the longest
+    elif not isinstance(text, str):
+        try:
+            text = repr(text)
+        except (ValueError, RecursionError):  # a container holding a huge number, or nested too deep
+            text = f"a {type(text).__name__}"
     shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
     return shown + ("..." if len(text) > limit else "")
 

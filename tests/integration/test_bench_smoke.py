@@ -91,9 +91,13 @@ def test_result_is_well_formed(smoke, name):
 
 def test_time_ratios_are_positive(smoke):
     results = smoke[1]
-    assert numbers(results["module_vs_ping"])["ratio_default"] > 0
-    assert numbers(results["module_vs_ping"])["ratio_pipelining"] > 0
-    assert numbers(results["gather_facts"])["ratio_parallel"] > 0
+    for kind in ("facts", "uri"):
+        for figure in (f"cpu ratio task {kind}", f"cpu ratio ad hoc {kind}", f"wall ratio task {kind}"):
+            assert numbers(results["module_vs_ping"])[figure] > 0, figure
+    for figure in ("ratio_sequential", "ratio_local_fact", "ratio_local_fact_ttl0", "cpu_ratio_local",
+                   "cpu_ratio_local_ttl0", "cpu_ratio_sequential", "cpu_ratio_uri"):
+        assert numbers(results["gather_facts"])[figure] > 0, figure
+    assert numbers(results["lookup"])["first_live_call_ratio"] > 0
     assert numbers(results["lookup"])["facts_ratio_100_1"] > 0
     assert numbers(results["fleet"])["ratio_3_hosts"] > 0
     if "skipped" not in results["off_azure"]:
@@ -101,21 +105,24 @@ def test_time_ratios_are_positive(smoke):
 
 
 def test_request_counts(smoke):
-    """Counts, not speed: two requests per gather (instance, load balancer), one with load_balancer:
-    false, three when the api-version is negotiated; one per live template."""
+    """Counts, not speed: one request per gather (two when negotiated), one per live template."""
     results = smoke[1]
     gather = numbers(results["requests_per_gather"])
     assert (gather["requests_known"], gather["requests_load_balancer_off"], gather["requests_negotiated"]) == (2, 1, 3)
     lookup = numbers(results["lookup"])
     assert (lookup["live_requests_100"], lookup["live_requests_1"], lookup["facts_requests"]) == (1, 1, 2)
     params = results["module_vs_ping"]["params"]
-    # two plays per run, each with a full (2 requests) and a filtered facts task (1: the filter
-    # keeps no load balancer fact) per round
-    assert params["imds_requests"] == 2 * 3 * (params["pairs_per_run"] + 1) * params["runs"]
+    # per round and variant, for metadata_facts and for uri: one ad hoc, N in the CPU playbook, N + 1 in the wall one
+    assert params["imds_requests"] == 2 * (2 * params["tasks_per_playbook"] + 2) * params["rounds"] * len(
+        params["variants"])
+    # gather_facts counts too: the cached local fact asks once, the one with ttl 0 at every setup
+    assert results["gather_facts"]["params"]["imds_requests"] == 3 * results["gather_facts"]["params"]["rounds"] + 1
 
 
 def test_profile_names_the_phases(smoke):
     metrics = smoke[1]["profile_module"]["metrics"]
-    for phase in ("import basic", "import our module_utils", "detection", "normalization",
-                  "request, its imports excluded", "imports made by the request"):
+    for phase in ("import basic", "import the module and its module_utils", "detection", "normalization",
+                  "request, its imports excluded", "imports made by the request",
+                  "imports: the collection's files (compile and run)", "imports: what they import beyond basic",
+                  "compile the collection's files that ran"):
         assert f"phase {phase}" in metrics

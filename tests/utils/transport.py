@@ -43,3 +43,15 @@ def err(status, body=None, headers=None):
     """An answer with ``status`` and a JSON (or raw bytes) body."""
     raw = json.dumps(body).encode() if isinstance(body, (dict, list)) else (body or b"")
     return HttpResponse(status, dict(headers or {}), raw)
+
+
+NO_LOAD_BALANCER = HttpResponse(404, {"content-type": "application/json"}, json.dumps(
+    {"error": "No load balancer metadata is found. Please check if your VM is using any non-basic SKU load balancer "
+              "and retry later."}).encode())
+
+
+def instance_and_no_load_balancer(instance):
+    """An answer for ScriptedTransport: ``instance`` for the instance document, IMDS's 404 for the load balancer."""
+    def answer(url):
+        return NO_LOAD_BALANCER if "/metadata/loadbalancer" in url else instance
+    return answer

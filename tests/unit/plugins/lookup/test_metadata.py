@@ -11,6 +11,7 @@ import os
 import pytest
 from ansible.errors import AnsibleLookupError
 
+from ansible_collections.imds.azure.plugins.module_utils import _gather
 from ansible_collections.imds.azure.plugins.lookup import metadata
 from ansible_collections.imds.azure.plugins.module_utils import _detect
 from ansible_collections.imds.azure.plugins.plugin_utils import _lookup_live
@@ -735,7 +736,7 @@ def gathered(fake, **params):
 
     options = {name: spec.get("default") for name, spec in metadata_facts.argument_spec().items()}
     options.update(endpoint=ENDPOINT, **params)
-    result = metadata_facts.run(options, fake)
+    result = _gather.run(options, fake)
     fake.calls.clear()
     return {name[len("ansible_"):]: value for name, value in result["ansible_facts"].items()}
 

@@ -277,7 +277,7 @@ WORKER = r"""
 import json, os, random, sys, time
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.imds.azure.plugins.module_utils import _ratelimit
-_ratelimit._private_folder_name = lambda: sys.argv[2]
+_ratelimit._private_folder_name = lambda base=None: sys.argv[2]
 limiter = _ratelimit.RateLimiter("http://127.0.0.1:9")
 arrivals = []
 for _ in range(int(sys.argv[3])):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ansible_collections.imds.azure.plugins.module_utils import _gather
 from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_ASSET_TAG
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT
@@ -365,7 +366,7 @@ def test_the_gather_keeps_its_bound(monkeypatch):
     client = ImdsClient(transport, endpoint=params["endpoint"], timeout=2.0, retry_timeout=10.0, clock=clock,
                         sleep=clock.sleep, limiter=RateLimiter("test", clock=clock, sleep=clock.sleep))
     start = clock.now
-    facts, warnings = metadata_facts.gather(params, client)
+    facts, warnings = _gather.gather(params, client)
     assert facts["ansible_azure_load_balancer_status"] == "failed"
     assert len(warnings) == 1 and "IMDS answered 503" in warnings[0] and "Gave up after" in warnings[0]
     lb_calls = [c for c in transport.calls if "/metadata/loadbalancer" in c["url"]]
@@ -387,7 +388,7 @@ def test_no_time_left_after_the_instance_document(tmp_path):
     params.update(retry_timeout=1.0, timeout=2.0, probe_timeout=10.0, dmi_path=str(tmp_path / "no-dmi"))
     client = ImdsClient(transport, timeout=2.0, retry_timeout=1.0, clock=clock, sleep=clock.sleep,
                         limiter=RateLimiter("test", clock=clock, sleep=clock.sleep))
-    facts, warnings = metadata_facts.gather(params, client)
+    facts, warnings = _gather.gather(params, client)
     assert [c["url"].split("?")[0] for c in transport.calls] == ["http://169.254.169.254/metadata/instance"]
     assert facts["ansible_azure_vm_id"] == DOC["compute"]["vmId"]
     assert facts["ansible_azure_load_balancer_status"] == "failed"
@@ -410,7 +411,7 @@ def test_run_without_the_option_in_params_asks_for_it(monkeypatch):
     del params["load_balancer"]
     params["endpoint"] = "http://127.0.0.1:1"
     transport = _Strict(ok(), load_balancer=[ok(LB_DOC)])
-    result = metadata_facts.run(params, transport)
+    result = _gather.run(params, transport)
     assert result["ansible_facts"]["ansible_azure_public_ipv4"] == "20.61.15.200"
     assert len(transport.calls) == 2 and result["warnings"] == []
 

@@ -135,7 +135,8 @@ def _failure(message: str, result: t.Mapping[str, t.Any], seconds: int) -> Trans
     """A failed win_uri run as TransportError (the request failed) or WinUriError (win_uri did not run)."""
     detail = message.partition("Exception: ")[2] if message.startswith("Unhandled exception") else ""
     if not detail:
-        return WinUriError(f"{WIN_URI} failed: {message or _shown(result)}")
+        stderr = str(result.get("module_stderr") or "").strip()
+        return WinUriError(f"{WIN_URI} failed: {message or _shown(result)}" + (f" (stderr: {stderr})" if stderr else ""))
     reason = _inner(detail)
     for needle, kind, text in _FAILURES:
         if needle in detail:
@@ -144,9 +145,10 @@ def _failure(message: str, result: t.Mapping[str, t.Any], seconds: int) -> Trans
         if "forcibly closed" in detail:
             return TransportError("reset", f"connection reset while win_uri read the body ({reason})")
         if "closed" in detail:
-            return TransportError("truncated", f"the answer was cut short while win_uri read the body ({reason})")
+            return TransportError("truncated", f"the response was cut short: the connection closed while win_uri read "
+                                               f"the body ({reason})")
     if "The underlying connection was closed" in detail or "forcibly closed" in detail:
-        return TransportError("reset", f"the connection was closed without an answer ({reason})")
+        return TransportError("reset", f"connection reset or closed before the answer ({reason})")
     return TransportError("error", f"win_uri: {reason}")
 
 

@@ -111,6 +111,17 @@ PROPERTY_HEADERS = {"accept", "connection", "content-length", "content-type", "e
                     "if-modified-since", "range", "referer", "transfer-encoding"}
 
 
+# Ansible.Basic's FromJson (JavaScriptSerializer, RecursionLimit int.MaxValue) recurses once per
+# level of the content win_uri parses as JSON: a document nested deep enough overflows the
+# stack, and .NET ends the process with this line on stderr (exit code 0xC00000FD).
+STACK_OVERFLOW = "Process is terminated due to StackOverflowException."
+STACK_OVERFLOW_RC = -1073741571
+
+
+class StackOverflow(Exception):
+    """The PowerShell process would end here."""
+
+
 class Fail(Exception):
     """$module.FailJson(message): the module's result so far, plus failed and msg."""
 
@@ -165,7 +176,11 @@ class Connection(ConnectionBase):
         started = time.time()
         if module == "ansible.windows.win_uri":
             proxy = self.get_option("ie_proxy") if self._has_option("ie_proxy") else None
-            result = WinUri(args, proxy).run()
+            try:
+                result = WinUri(args, proxy).run()
+            except StackOverflow:
+                self._log(module, args, {"failed": True, "msg": STACK_OVERFLOW}, started)
+                return STACK_OVERFLOW_RC, b"", STACK_OVERFLOW.encode("utf-8")
         elif module == "ansible.windows.setup":
             result = setup_facts(args, self._play_context.remote_addr)
         else:
@@ -416,6 +431,8 @@ class WinUri:
                     parsed = json.loads(self.result["content"])
                 except ValueError:
                     parsed = None
+                except RecursionError:
+                    raise StackOverflow() from None
                 if parsed:
                     self.result["json"] = parsed
         if response.status not in params["status_code"]:
@@ -551,7 +568,7 @@ class Reader:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.buffer = b""
+        self.buffer = bytearray()
 
     def _recv(self, timeout: float, phase: str) -> bytes:
         self.sock.settimeout(max(0.001, timeout))
@@ -606,7 +623,8 @@ class Reader:
                 return status, reason, headers
 
     def _parse_head(self) -> tuple[int, str, list[tuple[str, str]]]:
-        head, _end, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        head, _end, rest = bytes(self.buffer).partition(b"\r\n\r\n")
+        self.buffer = bytearray(rest)
         lines = head.decode("latin-1").split("\r\n")
         match = re.fullmatch(r"HTTP/1\.[01] (\d{3})(?: (.*))?", lines[0])
         if not match:
@@ -638,15 +656,15 @@ class Reader:
                     raise DotNetError("Unable to read data from the transport connection: The connection was closed.",
                                       "CopyTo")
                 self.buffer += chunk
-            return self.buffer[:wanted]
+            return bytes(self.buffer[:wanted])
         while True:  # no framing: the body ends with the connection
             chunk = self._recv(READ_WRITE_TIMEOUT, "body")
             if not chunk:
-                return self.buffer
+                return bytes(self.buffer)
             self.buffer += chunk
 
     def _chunked(self) -> bytes:
-        body = b""
+        body = bytearray()
         while True:
             while b"\r\n" not in self.buffer:
                 chunk = self._recv(READ_WRITE_TIMEOUT, "body")
@@ -654,14 +672,15 @@ class Reader:
                     raise DotNetError("Unable to read data from the transport connection: The connection was "
                                       "closed.", "CopyTo")
                 self.buffer += chunk
-            line, _crlf, self.buffer = self.buffer.partition(b"\r\n")
+            line, _crlf, rest = bytes(self.buffer).partition(b"\r\n")
+            self.buffer = bytearray(rest)
             try:
                 size = int(line.split(b";")[0].strip(), 16)
             except ValueError:
                 raise DotNetError("The server committed a protocol violation. Section=ResponseBody "
                                   "Detail=Response chunk format is invalid", "CopyTo") from None
             if size == 0:
-                return body
+                return bytes(body)
             while len(self.buffer) < size + 2:
                 chunk = self._recv(READ_WRITE_TIMEOUT, "body")
                 if not chunk:
@@ -669,7 +688,7 @@ class Reader:
                                       "closed.", "CopyTo")
                 self.buffer += chunk
             body += self.buffer[:size]
-            self.buffer = self.buffer[size + 2:]
+            del self.buffer[:size + 2]
 
 
 # -- setup ------------------------------------------------------------------------------------

@@ -496,16 +496,9 @@ class WinUri:
 def exchange(url: str, method: str, headers: list[tuple[str, str]], data: bytes | None, deadline: float,
              proxy: str | None) -> Response:
     """One request and its response as .NET Framework's HttpWebRequest makes it (no keep-alive reuse)."""
-    parts = urlsplit(proxy or url)
-    host, port = parts.hostname or "", parts.port or 80
     if urlsplit(url).scheme != "http":
         raise DotNetError("The Windows stand-in speaks plain HTTP only")
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        raise Fail(f"the Windows stand-in only reaches loopback addresses, and refused {proxy or url}")
+    host, port = loopback_only(proxy or url)
     target = url if proxy else (urlsplit(url).path or "/") + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
     call = "GetRequestStream" if data is not None else None
     sock = connect(host, port, deadline, call)
@@ -531,6 +524,19 @@ def exchange(url: str, method: str, headers: list[tuple[str, str]], data: bytes 
         return Response(status, reason, response_headers, body, url, method)
     finally:
         sock.close()
+
+
+def loopback_only(url: str) -> tuple[str, int]:
+    """(host, port) of ``url`` when it is a loopback address; else Fail, before any socket exists."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise Fail(f"the Windows stand-in only reaches loopback addresses, and refused {url}")
+    return host, parts.port or 80
 
 
 def connect(host: str, port: int, deadline: float, call: str | None) -> socket.socket:

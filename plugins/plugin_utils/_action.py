@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 import typing as t
 
@@ -39,15 +40,23 @@ class Switch(t.NamedTuple):
     origin: str
 
 
-def switch_endpoint(variables: t.Mapping[str, t.Any], templar: t.Any) -> Switch | None:
-    """The endpoint set by the switch for a host with these variables, or None when it is not set."""
+@functools.lru_cache(maxsize=1)
+def _switch_definition() -> dict[str, t.Any]:
+    """Where the switch is read: the endpoint's sources in the doc fragment imds.azure.imds.plugin_sources."""
     import yaml
 
-    from ansible import constants as C
     from ansible_collections.imds.azure.plugins.doc_fragments.imds import ModuleDocFragment
 
-    sources = yaml.safe_load(ModuleDocFragment.PLUGIN_SOURCES)["options"][SWITCH]
-    C.config.initialize_plugin_configuration_definitions("action", _SWITCH_OWNER, {SWITCH: dict(sources, type="raw")})
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    sources = yaml.load(ModuleDocFragment.PLUGIN_SOURCES, Loader=loader)["options"][SWITCH]  # nosec: a safe loader
+    return dict(sources, type="raw")
+
+
+def switch_endpoint(variables: t.Mapping[str, t.Any], templar: t.Any) -> Switch | None:
+    """The endpoint set by the switch for a host with these variables, or None when it is not set."""
+    from ansible import constants as C
+
+    C.config.initialize_plugin_configuration_definitions("action", _SWITCH_OWNER, {SWITCH: _switch_definition()})
     value, origin = C.config.get_config_value_and_origin(SWITCH, plugin_type="action", plugin_name=_SWITCH_OWNER,
                                                          variables=variables)
     if origin == "default" or value is None:

@@ -708,7 +708,7 @@ def setup_facts(args: dict[str, t.Any], host: str) -> dict[str, t.Any]:
         "ansible_system": "Win32NT",
         "ansible_distribution": "Microsoft Windows Server 2022 Datacenter",
         "ansible_os_name": "Microsoft Windows Server 2022 Datacenter",
-        "ansible_hostname": str(host).split(".")[0].upper(),
+        "ansible_hostname": str(host).split(".", maxsplit=1)[0].upper(),
         "ansible_system_vendor": "Microsoft Corporation",
         "ansible_product_name": "Virtual Machine",
         "gather_subset": subset if isinstance(subset, list) else [subset],

@@ -18,5 +18,5 @@ class ActionModule(ImdsAction):
     def run_module(self, module: types.ModuleType, params: dict[str, t.Any], transport: t.Any, evidence: t.Any,
                    limiter: t.Any) -> dict[str, t.Any]:
         # check mode: nothing is approved (no POST); reading events is safe and happens as on POSIX hosts
-        return module.run(params, transport, check_mode=self._play_context.check_mode, evidence=evidence,
+        return module.run(params, transport, check_mode=bool(self._task.check_mode), evidence=evidence,
                           limiter=limiter)

@@ -131,7 +131,8 @@ class ImdsAction(ActionBase):
         def execute(module_name: str, module_args: dict[str, t.Any]) -> dict[str, t.Any]:
             return self._execute_module(module_name=module_name, module_args=dict(module_args), task_vars=task_vars)
 
-        limiter = _host_limiter(params.get(SWITCH), str(task_vars.get("inventory_hostname", "")))
+        host = self._task.delegate_to or task_vars.get("inventory_hostname", "")  # the host win_uri runs on
+        limiter = _host_limiter(params.get(SWITCH), str(host))
         result = self.run_module(module, params, WinUriTransport(execute), Evidence(None, WINDOWS_EVIDENCE), limiter)
         result["invocation"] = {"module_args": params}
         if not result.get("warnings"):

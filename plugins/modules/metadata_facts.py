@@ -18,41 +18,23 @@ description:
     and does not fail, unless O(require_azure=true).
   - Read C(ansible_facts['azure_...']) rather than the injected C(ansible_azure_...) variables;
     ansible-core 2.21 deprecates injected facts.
-  - On Windows hosts (a PowerShell shell, as with C(winrm), C(psrp) or C(ssh) to Windows) it runs as a
-    task only. Its action plugin runs the same code on the controller and sends each request through
-    M(ansible.windows.win_uri) on the host. Same options, facts and errors; see the collection's Windows
-    guide for gather_facts in mixed inventories.
-  - When the task (or C(module_defaults)) does not set O(endpoint), the variable C(imds_azure_endpoint),
-    the environment variable E(ANSIBLE_IMDS_AZURE_ENDPOINT) or C(endpoint) in the C([imds_azure]) section
-    of C(ansible.cfg) sets it, as for the P(imds.azure.metadata#lookup) lookup. That endpoint counts as given
-    explicitly. C(gather_facts) runs the module without its action plugin, so pass the switch there with
-    C(module_defaults).
+  - On Windows hosts it runs as a task only, through its action plugin; see the collection's Windows guide
+    for gather_facts in mixed inventories. C(gather_facts) runs the module without its action plugin, so pass
+    the endpoint switch there with C(module_defaults).
 extends_documentation_fragment:
   - imds.azure.imds
   - imds.azure.imds.detection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - ansible.builtin.action_common_attributes.flow
+  - imds.azure.imds.action_plugin
 attributes:
-  action:
-    support: full
-    details: The action plugin applies the endpoint switch, and on Windows hosts runs the client on the
-      controller.
-  async:
-    support: partial
-    details: On POSIX hosts only.
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
     support: none
   facts:
     support: full
-  platform:
-    platforms: posix, windows
-    details: On Windows hosts each request runs M(ansible.windows.win_uri), so C(ansible.windows) must be
-      installed on the controller.
 options:
   include_user_data:
     description:
@@ -96,9 +78,6 @@ notes:
     host is not on Azure, unless O(require_azure=true).
   - IMDS answers only from inside the VM, so this module must run on the VM itself (not delegated
     to the controller).
-  - On Windows hosts each request is one M(ansible.windows.win_uri) run, so it costs one module round trip;
-    win_uri counts O(timeout) in whole seconds (rounded up) and only up to the response headers. With the
-    default O(endpoint) the first request is the probe (O(probe_timeout)), as no DMI data is read there.
   - As a gather_facts module beside M(ansible.builtin.setup), set C(ansible_facts_parallel=false).
     Otherwise ansible-core runs the fact modules in parallel through async polling, which costs more
     than it saves for two short modules (see the collection's C(docs/performance.md)).

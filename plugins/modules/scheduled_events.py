@@ -18,36 +18,19 @@ description:
     This is the only change the module makes, and the only time it reports RV(ignore:changed=true).
   - Events are delivered to every VM of an availability set or scale-set placement group, so by
     default only the events whose C(Resources) name this VM are returned.
-  - On Windows hosts its action plugin runs the same code on the controller and sends each request
-    through M(ansible.windows.win_uri) on the host, with the same options, results and errors.
-  - When the task (or C(module_defaults)) does not set O(endpoint), the variable C(imds_azure_endpoint),
-    the environment variable E(ANSIBLE_IMDS_AZURE_ENDPOINT) or C(endpoint) in the C([imds_azure]) section
-    of C(ansible.cfg) sets it, which counts as an endpoint given explicitly.
 extends_documentation_fragment:
   - imds.azure.imds
   - imds.azure.imds.detection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - imds.azure.imds.action_plugin
 attributes:
-  action:
-    support: full
-    details: The action plugin applies the endpoint switch, and on Windows hosts runs the client on the
-      controller.
-  async:
-    support: partial
-    details: On POSIX hosts only.
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Nothing is approved; RV(would_approve) lists what would be, and RV(ignore:changed) says
       whether anything would be. Events are read, also on Windows hosts.
   diff_mode:
     support: none
-  platform:
-    platforms: posix, windows
-    details: On Windows hosts each request runs M(ansible.windows.win_uri), so C(ansible.windows) must be
-      installed on the controller.
 options:
   api_version:
     description:

@@ -38,7 +38,8 @@ def saved(result, name="saved.json"):
     return result.read_json(name)
 
 
-MIXED_PLAY = """
+# The documented play for mixed inventories: gather, then the task form where facts are missing.
+GATHER_PLAY = """
 - hosts: all
   gather_facts: true
   gather_subset: ["!all"]
@@ -46,11 +47,19 @@ MIXED_PLAY = """
     ansible_facts_parallel: false
   module_defaults:
     group/imds.azure.imds:
-      endpoint: "{{ endpoints[inventory_hostname] }}"
+      endpoint: "{{ ENDPOINT }}"
   tasks:
     - name: Azure facts where gather_facts did not bring them (the Windows hosts)
       imds.azure.metadata_facts:
       when: ansible_facts['azure_detected'] is not defined
+"""
+
+
+def gather_play(endpoint: str, tasks: str) -> str:
+    return GATHER_PLAY.replace("ENDPOINT", endpoint) + tasks
+
+
+MIXED_PLAY = gather_play("endpoints[inventory_hostname]", """
 
     - name: List the scheduled events
       imds.azure.scheduled_events:
@@ -69,7 +78,7 @@ MIXED_PLAY = """
         dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
         mode: "0600"
       delegate_to: localhost
-"""
+""")
 
 
 def test_mixed_inventory_gathers_lists_and_approves_on_both(emulator, playbook, tmp_path):
@@ -173,25 +182,13 @@ def test_the_switch_points_every_plugin_at_the_emulator(emulator, playbook, host
 def test_gather_facts_follows_the_switch_through_module_defaults(emulator, playbook, host):
     """gather_facts runs fact modules without their action plugins: module_defaults carries the switch."""
     switched = emulator(profile="scaleset")
-    pb = """
-- hosts: all
-  gather_facts: true
-  gather_subset: ["!all"]
-  vars:
-    ansible_facts_parallel: false
-  module_defaults:
-    group/imds.azure.imds:
-      endpoint: "{{ imds_azure_endpoint | default(omit) }}"
-  tasks:
-    - name: Azure facts where gather_facts did not bring them (the Windows hosts)
-      imds.azure.metadata_facts:
-      when: ansible_facts['azure_detected'] is not defined
+    pb = gather_play("imds_azure_endpoint | default(omit)", """
     - ansible.builtin.copy:
         content: "{{ ansible_facts['azure_vm_id'] | to_json }}"
         dest: "{{ out_dir }}/saved.json"
         mode: "0600"
       delegate_to: localhost
-"""
+""")
     inventory = host.get("inventory", "localhost ansible_connection=local\n").rstrip("\n")
     inventory += f" imds_azure_endpoint={switched.url}\n"
     if host:  # the documented setting for Windows hosts

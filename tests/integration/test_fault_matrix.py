@@ -275,14 +275,18 @@ SCENARIOS = [
 assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
 
 
+def selected_scenarios(request, scenarios: list[Scenario]) -> list[Scenario]:
+    """The scenarios whose tests this session runs in the requesting module (all when none is selected)."""
+    selected = {item.callspec.params["scenario"].name for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec") and "scenario" in item.callspec.params}
+    return [s for s in scenarios if s.name in selected] or scenarios
+
+
 @pytest.fixture(scope="module")
 def matrix(request, tmp_path_factory):
     """Play every selected scenario in one ansible-playbook run; {name: Outcome}."""
     report = register(request.config)
-    selected = {item.callspec.params["scenario"].name for item in request.session.items
-                if item.module is request.module and hasattr(item, "callspec") and "scenario" in item.callspec.params}
-    scenarios = [s for s in SCENARIOS if s.name in selected] or SCENARIOS
-    outcomes = run_matrix(scenarios, tmp_path_factory.mktemp("fault-matrix"))
+    outcomes = run_matrix(selected_scenarios(request, SCENARIOS), tmp_path_factory.mktemp("fault-matrix"))
     run = next(iter(outcomes.values())).run
     report.wall["the one ansible-playbook run of the metadata_facts scenarios"] = run.seconds
     return outcomes

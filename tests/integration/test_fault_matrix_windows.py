@@ -23,7 +23,7 @@ import pytest
 
 from tests.integration.faults.matrix import Outcome, Scenario, run_matrix
 from tests.integration.faults.report import register
-from tests.integration.test_fault_matrix import FAIL_FAST, LINUX, SCENARIOS, T, assert_outcome
+from tests.integration.test_fault_matrix import FAIL_FAST, LINUX, SCENARIOS, T, assert_outcome, selected_scenarios
 from tests.integration.windows import standin_runs
 
 ATTEMPT_OVERHEAD = 0.5  # seconds per attempt: one win_uri run (payload built, sent, answered) on a loaded runner
@@ -74,11 +74,9 @@ def ie_proxy_at_the_trap(scenario: Scenario, stage) -> dict:
 def windows_matrix(request, tmp_path_factory):
     """Every selected scenario on a Windows host, in one ansible-playbook run; ({name: Outcome}, win_uri runs)."""
     report = register(request.config)
-    selected = {item.callspec.params["scenario"].name for item in request.session.items
-                if item.module is request.module and hasattr(item, "callspec") and "scenario" in item.callspec.params}
-    scenarios = [s for s in WINDOWS_SCENARIOS if s.name in selected] or WINDOWS_SCENARIOS
     tmp = tmp_path_factory.mktemp("fault-matrix-windows")
-    outcomes = run_matrix(scenarios, tmp, windows=True, hostvars_for=ie_proxy_at_the_trap)
+    outcomes = run_matrix(selected_scenarios(request, WINDOWS_SCENARIOS), tmp, windows=True,
+                          hostvars_for=ie_proxy_at_the_trap)
     run = next(iter(outcomes.values())).run
     report.wall["the one ansible-playbook run of the Windows scenarios"] = run.seconds
     runs: dict[str, list[dict]] = {}

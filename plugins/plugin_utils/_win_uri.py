@@ -43,15 +43,12 @@ NOT_IN_LIST = "is not in list of valid status codes"
 # (without "-" and "_", lower case: both "Content-Type" and "content-type" arrive).
 _HEADERS = {name.replace("-", ""): name for name in
             ("content-encoding", "content-length", "content-type", "retry-after", "transfer-encoding")}
-# .NET's messages (HttpWebRequest, .NET Framework 4.x) and what they mean for the client.
-_FAILURES = (
-    ("The operation has timed out", "timeout", "timed out (win_uri's url_timeout, {timeout} s)"),
-    ("Unable to connect to the remote server", "unreachable",
-     "could not connect: nothing listens there, or there is no route to it (win_uri does not say which)"),
-    ("The remote name could not be resolved", "unreachable", "the endpoint's name could not be resolved"),
-    ("protocol violation", "protocol", "not a valid HTTP answer"),
-)
-_BODY_CALL = 'Exception calling "CopyTo"'  # win_uri reading the body into memory
+# .NET's messages (HttpWebRequest, .NET Framework 4.x) that win_uri passes on.
+DOTNET_TIMEOUT = "The operation has timed out"
+DOTNET_CONNECT = "Unable to connect to the remote server"
+DOTNET_RESOLVE = "The remote name could not be resolved"
+DOTNET_CLOSED = "The underlying connection was closed"
+_BODY_CALL = 'calling "CopyTo"'  # PowerShell's words for win_uri reading the body into memory
 
 
 class WinUriError(TransportError):
@@ -138,24 +135,32 @@ def _failure(message: str, result: t.Mapping[str, t.Any], seconds: int) -> Trans
         stderr = str(result.get("module_stderr") or "").strip()
         return WinUriError(f"{WIN_URI} failed: {message or _shown(result)}" + (f" (stderr: {stderr})" if stderr else ""))
     reason = _inner(detail)
-    for needle, kind, text in _FAILURES:
-        if needle in detail:
-            return TransportError(kind, f"{text.format(timeout=seconds)} ({reason})")
+    if DOTNET_TIMEOUT in detail:
+        return TransportError("timeout", f"timed out after win_uri's url_timeout of {seconds} s ({reason})")
+    if DOTNET_CONNECT in detail:
+        return TransportError("unreachable", f"could not connect: nothing listens there, or there is no route to it "
+                                             f"(win_uri does not say which) ({reason})")
+    if DOTNET_RESOLVE in detail:
+        return TransportError("unreachable", f"the endpoint's name could not be resolved ({reason})")
+    if "protocol violation" in detail:
+        return TransportError("protocol", f"not a valid HTTP answer ({reason})")
     if _BODY_CALL in detail:
         if "forcibly closed" in detail:
             return TransportError("reset", f"connection reset while win_uri read the body ({reason})")
         if "closed" in detail:
             return TransportError("truncated", f"the response was cut short: the connection closed while win_uri read "
                                                f"the body ({reason})")
-    if "The underlying connection was closed" in detail or "forcibly closed" in detail:
+    if DOTNET_CLOSED in detail or "forcibly closed" in detail:
         return TransportError("reset", f"connection reset or closed before the answer ({reason})")
     return TransportError("error", f"win_uri: {reason}")
 
 
 def _inner(detail: str) -> str:
     """.NET's own message, without PowerShell's 'Exception calling "X" with "N" argument(s): "..."' wrapper."""
-    match = re.match(r'Exception calling "\w+" with "\d+" argument\(s\): "(.*)"$', detail.strip(), re.S)
-    return match.group(1) if match else detail.strip()
+    head, separator, rest = detail.strip().partition('argument(s): "')
+    if separator and head.startswith("Exception calling") and rest.endswith('"'):
+        return rest[:-1]
+    return detail.strip()
 
 
 def _shown(result: t.Mapping[str, t.Any]) -> str:

@@ -33,8 +33,8 @@ SLOW_BODY_SECONDS = 4.0
 # Where .NET (through win_uri) words a failure differently; the kind, the retries and the bound are the same.
 WINDOWS_WORDS = {
     "connection refused": ("could not connect", "Unable to connect to the remote server"),
-    "headers dribbled 1 byte/s": ("timed out (win_uri's url_timeout, 2 s)", "The operation has timed out"),
-    "accepts, never answers": ("timed out (win_uri's url_timeout, 2 s)", "The operation has timed out"),
+    "headers dribbled 1 byte/s": ("timed out after win_uri's url_timeout of 2 s", "The operation has timed out"),
+    "accepts, never answers": ("timed out after win_uri's url_timeout of 2 s", "The operation has timed out"),
     "body shorter than Content-Length": ("cut short", "The connection was closed", "after 3 attempts"),
     "connection reset before the headers": ("connection reset", "after 3 attempts"),
     "connection reset mid-body": ("connection reset while win_uri read the body", "after 3 attempts"),

@@ -18,7 +18,7 @@ import yaml
 from tests.utils.paths import REPO
 
 PAGE = REPO / "docs" / "troubleshooting.md"
-DOC_BLOCKS = {"DOCUMENTATION", "EXAMPLES", "RETURN", "PLUGIN_SOURCES", "DETECTION"}
+DOC_BLOCKS = {"DOCUMENTATION", "EXAMPLES", "RETURN", "PLUGIN_SOURCES", "DETECTION", "ACTION_PLUGIN"}
 MIN_WORDS = 3
 
 

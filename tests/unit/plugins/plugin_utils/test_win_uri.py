@@ -87,7 +87,7 @@ def test_a_status_outside_the_list_still_answers():
 
 
 @pytest.mark.parametrize("message, kind, words", [
-    ("The operation has timed out", "timeout", "timed out (win_uri's url_timeout, 2 s)"),
+    ("The operation has timed out", "timeout", "timed out after win_uri's url_timeout of 2 s"),
     ('Exception calling "GetResponse" with "0" argument(s): "The operation has timed out"', "timeout",
      "(The operation has timed out)"),
     ("Unable to connect to the remote server", "unreachable", "nothing listens there, or there is no route"),

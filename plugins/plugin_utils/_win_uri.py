@@ -29,7 +29,6 @@ same options since its first release, 0.2.0):
 from __future__ import annotations
 
 import math
-import re
 import typing as t
 
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, Transport, TransportError

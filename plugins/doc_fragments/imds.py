@@ -110,3 +110,32 @@ options:
     vars:
       - name: imds_azure_retry_timeout
 """
+
+    # What the modules' action plugins bring: the endpoint switch and Windows hosts.
+    # Use as imds.azure.imds.action_plugin, after ansible.builtin.action_common_attributes.flow.
+    ACTION_PLUGIN = r"""
+attributes:
+  action:
+    support: full
+    details: The action plugin applies the endpoint switch, and on Windows hosts runs the module's code on the
+      controller.
+  async:
+    support: partial
+    details: On POSIX hosts only.
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: posix, windows
+    details: On Windows hosts (a PowerShell shell, as with C(winrm), C(psrp) or C(ssh) to Windows) the action
+      plugin runs the module's code on the controller and sends each request through
+      M(ansible.windows.win_uri), so C(ansible.windows) must be installed on the controller. Options, results
+      and errors are the same.
+notes:
+  - When the task (or C(module_defaults)) does not set O(endpoint), the variable C(imds_azure_endpoint), the
+    environment variable E(ANSIBLE_IMDS_AZURE_ENDPOINT) or C(endpoint) in the C([imds_azure]) section of
+    C(ansible.cfg) sets it, as for the P(imds.azure.metadata#lookup) lookup. Such an endpoint counts as given
+    explicitly (always asked, no detection).
+  - On Windows hosts each request is one M(ansible.windows.win_uri) run, which costs one module round trip.
+    win_uri counts O(timeout) in whole seconds (rounded up) and only up to the response headers. With the default
+    O(endpoint) the first request is the probe (O(probe_timeout)), as there is no DMI data to read.
+"""

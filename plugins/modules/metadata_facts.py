@@ -21,11 +21,16 @@ description:
     and does not fail, unless O(require_azure=true).
   - Read C(ansible_facts['azure_...']) rather than the injected C(ansible_azure_...) variables;
     ansible-core 2.21 deprecates injected facts.
+  - On Windows hosts it runs as a task only, through its action plugin; see the collection's Windows guide
+    for gather_facts in mixed inventories. C(gather_facts) runs the module without its action plugin, so pass
+    the endpoint switch there with C(module_defaults).
 extends_documentation_fragment:
   - imds.azure.imds
   - imds.azure.imds.detection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
+  - ansible.builtin.action_common_attributes.flow
+  - imds.azure.imds.action_plugin
 attributes:
   check_mode:
     support: full
@@ -33,8 +38,6 @@ attributes:
     support: none
   facts:
     support: full
-  platform:
-    platforms: posix
 options:
   include_user_data:
     description:

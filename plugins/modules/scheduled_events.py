@@ -22,15 +22,15 @@ extends_documentation_fragment:
   - imds.azure.imds
   - imds.azure.imds.detection
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - imds.azure.imds.action_plugin
 attributes:
   check_mode:
     support: full
     details: Nothing is approved; RV(would_approve) lists what would be, and RV(ignore:changed) says
-      whether anything would be.
+      whether anything would be. Events are read, also on Windows hosts.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   api_version:
     description:
@@ -343,15 +343,20 @@ class Events:
         self.client.post(EVENTS_PATH, start_requests(event_ids))  # IMDS answers an approval with an empty body
 
 
-def find_vm_name(params: dict[str, t.Any], events_client: ImdsClient) -> str:
+def find_vm_name(params: dict[str, t.Any], events_client: ImdsClient, evidence: t.Any = "dmi") -> str:
     """The name this VM has in the events' Resources, once it is clear the host may be an Azure VM.
 
     With the default endpoint and a host whose DMI data cannot tell, the compute name
     request is the probe: no answer within probe_timeout means "not an Azure VM".
+    ``evidence``: ``"dmi"`` reads the host's DMI data here; the action plugin passes what
+    it knows of a Windows host.
     """
     client = ImdsClient(events_client.transport, endpoint=events_client.endpoint, timeout=events_client.timeout,
                         retry_timeout=events_client.retry_timeout, limiter=events_client.limiter)
-    evidence = host_evidence(client)
+    if evidence == "dmi":
+        evidence = host_evidence(client)
+    elif not client.is_default_endpoint:
+        evidence = None  # an endpoint given explicitly is always asked, as host_evidence() says
     if params["vm_name"] and (evidence is None or evidence.azure):
         return params["vm_name"].strip()
     probe = seconds(params["probe_timeout"], "probe_timeout", above_minimum=True, maximum=MAX_TIMEOUT)
@@ -451,54 +456,71 @@ def approve(session: Events, doc: EventsDocument, requested: list[str], check_mo
     return session.read()  # the events as they stand now (approved ones have started)
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            **imds_argument_spec(),
-            vm_name=dict(type="str"),
-            this_vm_only=dict(type="bool", default=True),
-            approve=dict(type="list", elements="str"),
-            wait_for=dict(type="list", elements="str", choices=list(EVENT_TYPES)),
-            wait_timeout=dict(type="float", default=300.0),
-            poll_interval=dict(type="float", default=2.0),
-            first_call_timeout=dict(type="float", default=FIRST_CALL_TIMEOUT),
-            probe_timeout=dict(type="float", default=DEFAULT_PROBE_TIMEOUT),
-        ),
-        mutually_exclusive=[("approve", "wait_for")],
-        supports_check_mode=True,
+def argument_spec() -> dict[str, t.Any]:
+    return dict(
+        **imds_argument_spec(),
+        vm_name=dict(type="str"),
+        this_vm_only=dict(type="bool", default=True),
+        approve=dict(type="list", elements="str"),
+        wait_for=dict(type="list", elements="str", choices=list(EVENT_TYPES)),
+        wait_timeout=dict(type="float", default=300.0),
+        poll_interval=dict(type="float", default=2.0),
+        first_call_timeout=dict(type="float", default=FIRST_CALL_TIMEOUT),
+        probe_timeout=dict(type="float", default=DEFAULT_PROBE_TIMEOUT),
     )
-    p = module.params
+
+
+# What AnsibleModule (and the action plugin's validator for Windows hosts) checks beside the spec.
+ARGUMENT_SPEC_KWARGS: dict[str, t.Any] = dict(mutually_exclusive=[("approve", "wait_for")])
+
+
+def run(params: dict[str, t.Any], transport: t.Any, check_mode: bool = False, evidence: t.Any = "dmi",
+        limiter: t.Any = None) -> dict[str, t.Any]:
+    """The module's result for ``params``: events, or ``failed`` and ``msg``; with ``warnings``.
+
+    ``transport`` carries each HTTP attempt (http.client on the host; win_uri, through the
+    action plugin, for a Windows host), ``evidence`` and ``limiter`` as the host allows.
+    """
+    p = params
     problem = check_options(p)
     if problem:
-        module.fail_json(msg=problem)
+        return {"failed": True, "msg": problem}
     result: dict[str, t.Any] = {"changed": False, "approved": [], "already_started": [], "not_found": []}
     try:
-        client = ImdsClient(HttpClientTransport(), endpoint=p["endpoint"], api_version=p["api_version"],
-                            timeout=p["timeout"], retry_timeout=p["retry_timeout"], known_versions=EVENTS_VERSIONS)
-        vm_name = find_vm_name(p, client)
+        client = ImdsClient(transport, endpoint=p["endpoint"], api_version=p["api_version"], timeout=p["timeout"],
+                            retry_timeout=p["retry_timeout"], known_versions=EVENTS_VERSIONS, limiter=limiter)
+        vm_name = find_vm_name(p, client, evidence)
         session = Events(client, vm_name, p["first_call_timeout"])
         doc = session.read()
         if p["wait_for"]:
             doc = wait(session, doc, p, result)
         elif p["approve"] is not None:
-            doc = approve(session, doc, p["approve"], module.check_mode, result)
+            doc = approve(session, doc, p["approve"], check_mode, result)
     except OptionError as exc:
-        module.fail_json(msg=str(exc), **result)
+        return {"failed": True, "msg": str(exc), **result}
     except NotOnAzure as exc:
-        module.fail_json(msg=f"This host does not look like an Azure VM ({exc.reason}), so it has no scheduled "
-                             f"events. Run the task on Azure VMs only, or set endpoint to an IMDS emulator. {exc.hint}"
-                             .strip(), **result)
+        return {"failed": True, **result,
+                "msg": f"This host does not look like an Azure VM ({exc.reason}), so it has no scheduled events. "
+                       f"Run the task on Azure VMs only, or set endpoint to an IMDS emulator. {exc.hint}".strip()}
     except ImdsError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result(), **result)
-    for warning in session.warnings:
-        module.warn(warning)
+        return {"failed": True, "msg": str(exc), **exc.to_result(), **result}
     events = select(doc.events, p["this_vm_only"])
     if "msg" not in result:
         whose = f"for {printable(vm_name, 80)}" if p["this_vm_only"] else "for any VM"
         result["msg"] = f"{len(events)} scheduled event{'s' if len(events) != 1 else ''} {whose} " \
                         f"({len(doc.events)} in the document, incarnation {doc.incarnation})."
-    module.exit_json(events=events, document_incarnation=doc.incarnation, vm_name=vm_name,
-                     api_version=client.api_version, document=session.raw, **result)
+    return {"events": events, "document_incarnation": doc.incarnation, "vm_name": vm_name,
+            "api_version": client.api_version, "document": session.raw, **result, "warnings": session.warnings}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **ARGUMENT_SPEC_KWARGS)
+    result = run(module.params, HttpClientTransport(), module.check_mode)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -340,14 +340,18 @@ SCENARIOS = [
 assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
 
 
+def selected_scenarios(request, scenarios: list[Scenario]) -> list[Scenario]:
+    """The scenarios whose tests this session runs in the requesting module (all when none is selected)."""
+    selected = {item.callspec.params["scenario"].name for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec") and "scenario" in item.callspec.params}
+    return [s for s in scenarios if s.name in selected] or scenarios
+
+
 @pytest.fixture(scope="module")
 def matrix(request, tmp_path_factory):
     """Play every selected scenario in one ansible-playbook run; {name: Outcome}."""
     report = register(request.config)
-    selected = {item.callspec.params["scenario"].name for item in request.session.items
-                if item.module is request.module and hasattr(item, "callspec") and "scenario" in item.callspec.params}
-    scenarios = [s for s in SCENARIOS if s.name in selected] or SCENARIOS
-    outcomes = run_matrix(scenarios, tmp_path_factory.mktemp("fault-matrix"))
+    outcomes = run_matrix(selected_scenarios(request, SCENARIOS), tmp_path_factory.mktemp("fault-matrix"))
     run = next(iter(outcomes.values())).run
     report.wall["the one ansible-playbook run of the metadata_facts scenarios"] = run.seconds
     return outcomes
@@ -360,7 +364,13 @@ def test_scenario(matrix, scenario, request):
            "observed": outcome.observed(), "seconds": outcome.client_seconds, "task": outcome.seconds,
            "bound": scenario.bound, "requests": len(outcome.requests), "result": "FAIL"}
     register(request.config).add(row)
+    assert_outcome(outcome, scenario.bound, scenario.words)
+    row["result"] = "pass"
 
+
+def assert_outcome(outcome: Outcome, bound: float, words: tuple[str, ...]) -> None:
+    """What the user must see in a scenario: facts or a failure naming the cause, within ``bound``."""
+    scenario = outcome.scenario
     assert "Traceback" not in outcome.run.output
     for host in outcome.hosts:
         assert "Traceback" not in json.dumps(host.result)
@@ -369,7 +379,7 @@ def test_scenario(matrix, scenario, request):
             assert host.status == "ok", host.msg
             assert host.facts["azure_detected"] is True
             assert host.facts["azure_vm_id"] == (scenario.vm_id or VM_ID)
-            for word in scenario.words:
+            for word in words:
                 assert any(word in w for w in host.warnings), (word, host.warnings)
             # the load balancer was asked at the document's api-version; whatever it answered, the
             # gather stands, and a failure is one warning
@@ -380,22 +390,21 @@ def test_scenario(matrix, scenario, request):
             assert len(told) == (status == "failed"), host.warnings
         else:
             assert host.status == "failed", host.facts
-            for word in scenario.words:
+            for word in words:
                 assert word in host.msg, (word, host.msg)
             assert load_balancer(outcome) == [], "the load balancer was asked after the gather had failed"
         assert host.module_seconds is not None, "the timed interpreter ran the module"
-        assert host.seconds <= scenario.bound + OVERHEAD, f"the task took {host.seconds:.1f} s"
+        assert host.seconds <= bound + OVERHEAD, f"the task took {host.seconds:.1f} s"
     for sent in outcome.requests:  # IMDS's own rules (the emulator would answer 400 otherwise)
         assert sent["headers"].get("metadata") == "true" and "x-forwarded-for" not in sent["headers"], sent
     if outcome.client_seconds is None:  # nothing reached IMDS: the whole module was quick
         assert scenario.endpoint == "closed"
         assert outcome.module_seconds <= OVERHEAD
     else:
-        assert outcome.client_seconds <= scenario.bound, \
-            f"{outcome.client_seconds:.2f} s from the first request, bound {scenario.bound:g} s"
+        assert outcome.client_seconds <= bound, \
+            f"{outcome.client_seconds:.2f} s from the first request, bound {bound:g} s"
     if scenario.check is not None:
         scenario.check(outcome)
-    row["result"] = "pass"
 
 
 # -- two plays at once on one host, the lookup live: one shared limit of 5 requests/s ----

@@ -30,9 +30,9 @@ def imds_requests(emu):
     return [r for r in emu.requests if r["path"].startswith("/metadata/")]
 
 
-def test_module_as_task(emulator, playbook):
+def test_module_as_task(emulator, playbook, host):
     emu = emulator(profile="linux")
-    result = playbook(gather(), extra_vars={"endpoint": emu.url}).check()
+    result = playbook(gather(), extra_vars={"endpoint": emu.url}, **host).check()
     facts = result.read_json("facts.json")
     doc = profile("linux")
     assert facts["azure_detected"] is True
@@ -67,7 +67,7 @@ def gather_status(result):
     return match.group(1) if match else None
 
 
-def test_top_level_injected_names_too(emulator, playbook):
+def test_top_level_injected_names_too(emulator, playbook, host):
     emu = emulator(profile="windows")
     pb = """
 - hosts: all
@@ -79,8 +79,9 @@ def test_top_level_injected_names_too(emulator, playbook):
         content: "{{ {'top': ansible_azure_os_type, 'ns': ansible_facts['azure_os_type']} | to_json }}"
         dest: "{{ out_dir }}/names.json"
         mode: "0600"
+      delegate_to: localhost
 """
-    names = playbook(pb, extra_vars={"endpoint": emu.url}).check().read_json("names.json")
+    names = playbook(pb, extra_vars={"endpoint": emu.url}, **host).check().read_json("names.json")
     assert names == {"top": "Windows", "ns": "Windows"}
 
 
@@ -107,7 +108,7 @@ def test_gather_facts_module_with_module_defaults(emulator, playbook):
     assert [r["path"] for r in imds_requests(emu)] == ["/metadata/instance", "/metadata/loadbalancer"]
 
 
-def test_action_group_module_defaults(emulator, playbook):
+def test_action_group_module_defaults(emulator, playbook, host):
     emu = emulator(profile="linux")
     pb = """
 - hosts: all
@@ -122,35 +123,38 @@ def test_action_group_module_defaults(emulator, playbook):
         content: "{{ ansible_facts | dict2items | selectattr('key', 'match', 'azure_') | items2dict | to_json }}"
         dest: "{{ out_dir }}/facts.json"
         mode: "0600"
+      delegate_to: localhost
 """
-    facts = playbook(pb, extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+    facts = playbook(pb, extra_vars={"endpoint": emu.url}, **host).check().read_json("facts.json")
     assert facts == {"azure_vm_id": profile("linux")["compute"]["vmId"]}
 
 
-def test_filter(emulator, playbook):
+def test_filter(emulator, playbook, host):
     emu = emulator(profile="multi-nic-ipv6")
     facts = playbook(gather("filter: ['azure_*ipv6*', 'ansible_azure_mac_addresses']"),
-                     extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+                     extra_vars={"endpoint": emu.url}, **host).check().read_json("facts.json")
     assert set(facts) == {"azure_ipv6_addresses", "azure_mac_addresses"}
     assert facts["azure_ipv6_addresses"]
     assert all(m.count(":") == 5 and m == m.lower() for m in facts["azure_mac_addresses"])
 
 
-def test_hostile_proxy_environment_is_ignored(emulator, playbook):
+def test_hostile_proxy_environment_is_ignored(emulator, playbook, host):
     emu = emulator(profile="linux")
     proxy = emulator(profile="windows")  # records anything sent to it
     env = {name: proxy.url for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")}
     env.update(no_proxy="", NO_PROXY="")
     pb = gather().replace("  tasks:", "  environment:\n    http_proxy: \"{{ proxy }}\"\n    HTTP_PROXY: \"{{ proxy }}\"\n  tasks:")
-    facts = playbook(pb, extra_vars={"endpoint": emu.url, "proxy": proxy.url}, env=env).check().read_json("facts.json")
+    # a Windows host's proxy is its Internet Explorer setting, which win_uri uses unless use_proxy is false
+    extra = {"endpoint": emu.url, "proxy": proxy.url, "imds_standin_ie_proxy": proxy.url}
+    facts = playbook(pb, extra_vars=extra, env=env, **host).check().read_json("facts.json")
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
     assert proxy.requests == []
     assert len(imds_requests(emu)) == 2
 
 
-def test_pinned_old_api_version(emulator, playbook):
+def test_pinned_old_api_version(emulator, playbook, host):
     emu = emulator(profile="linux")
-    result = playbook(gather("api_version: '2017-04-02'"), extra_vars={"endpoint": emu.url}).check()
+    result = playbook(gather("api_version: '2017-04-02'"), extra_vars={"endpoint": emu.url}, **host).check()
     facts = result.read_json("facts.json")
     assert facts["azure_api_version"] == "2017-04-02"
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
@@ -162,27 +166,27 @@ def test_pinned_old_api_version(emulator, playbook):
     assert "[WARNING]: Load balancer metadata not read: api-version 2017-04-02 predates" in result.output
 
 
-def test_version_negotiated_where_region_lags(emulator, playbook):
+def test_version_negotiated_where_region_lags(emulator, playbook, host):
     emu = emulator(profile="linux", faults={"versions": ["2020-09-01", "2021-01-01", "2021-02-01"]})
-    result = playbook(gather(), extra_vars={"endpoint": emu.url}).check()
+    result = playbook(gather(), extra_vars={"endpoint": emu.url}, **host).check()
     facts = result.read_json("facts.json")
     assert facts["azure_api_version"] == "2021-02-01"
     assert [(r["path"], r["query"].get("api-version")) for r in imds_requests(emu)] == [
         ("/metadata/instance", NEWEST), ("/metadata/instance", "2021-02-01"), ("/metadata/loadbalancer", "2021-02-01")]
 
 
-def test_pinned_version_refused_is_a_clear_failure(emulator, playbook):
+def test_pinned_version_refused_is_a_clear_failure(emulator, playbook, host):
     emu = emulator(profile="linux", faults={"versions": ["2021-01-01", "2021-02-01"]})
-    result = playbook(gather("api_version: '2025-04-07'"), extra_vars={"endpoint": emu.url})
+    result = playbook(gather("api_version: '2025-04-07'"), extra_vars={"endpoint": emu.url}, **host)
     assert result.returncode != 0
     assert "pinned api_version 2025-04-07" in result.stdout and "2021-02-01" in result.stdout
     assert "Traceback" not in result.output
 
 
-def test_410_storm_that_ends(emulator, playbook):
+def test_410_storm_that_ends(emulator, playbook, host):
     emu = emulator(profile="linux", faults={"status_for_seconds": {"status": 410, "seconds": 3, "from": "first_request"}})
     start = time.monotonic()
-    facts = playbook(gather("retry_timeout: 30"), extra_vars={"endpoint": emu.url}).check().read_json("facts.json")
+    facts = playbook(gather("retry_timeout: 30"), extra_vars={"endpoint": emu.url}, **host).check().read_json("facts.json")
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
     instance = [r for r in imds_requests(emu) if r["path"] == "/metadata/instance"]
     statuses = [r["status"] for r in instance]
@@ -195,9 +199,9 @@ def test_410_storm_that_ends(emulator, playbook):
     assert facts["azure_load_balancer_status"] == ("found" if profile("linux").get("_loadbalancer") else "not_found")
 
 
-def test_410_storm_outlasting_the_deadline(emulator, playbook):
+def test_410_storm_outlasting_the_deadline(emulator, playbook, host):
     emu = emulator(profile="linux", faults={"status_always": 410})
-    result = playbook(gather("retry_timeout: 4\n        timeout: 2"), extra_vars={"endpoint": emu.url})
+    result = playbook(gather("retry_timeout: 4\n        timeout: 2"), extra_vars={"endpoint": emu.url}, **host)
     assert result.returncode != 0
     assert "going through updates" in result.stdout and "410" in result.stdout
     assert "Traceback" not in result.output
@@ -205,15 +209,15 @@ def test_410_storm_outlasting_the_deadline(emulator, playbook):
     assert requests[-1]["time"] - requests[0]["time"] <= 4 + 0.5
 
 
-def test_check_mode(emulator, playbook):
+def test_check_mode(emulator, playbook, host):
     emu = emulator(profile="linux")
-    result = playbook(gather(), extra_vars={"endpoint": emu.url}, args=("--check",)).check()
+    result = playbook(gather(), extra_vars={"endpoint": emu.url}, args=("--check",), **host).check()
     assert result.read_json("facts.json")["azure_vm_id"] == profile("linux")["compute"]["vmId"]
     assert gather_status(result) == "ok"
 
 
-def test_bad_option_is_a_clear_failure(emulator, playbook):
-    result = playbook(gather(), extra_vars={"endpoint": "not-a-url"})
+def test_bad_option_is_a_clear_failure(emulator, playbook, host):
+    result = playbook(gather(), extra_vars={"endpoint": "not-a-url"}, **host)
     assert result.returncode != 0 and "not an http:// URL" in result.stdout
     assert "Traceback" not in result.output
 

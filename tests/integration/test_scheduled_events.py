@@ -19,9 +19,9 @@ def vm_name(profile):
 
 
 def play(*tasks):
-    """A play on localhost running the module once per (name, args[, task keywords]).
+    """A play on every host (one here) running the module once per (name, args[, task keywords]).
 
-    The registered results land in out_dir/results.json, by name.
+    The registered results land in out_dir/results.json, by name (written on the controller).
     """
     body = ""
     for name, args, *keywords in tasks:
@@ -32,7 +32,7 @@ def play(*tasks):
         for key, value in (keywords[0] if keywords else {}).items():
             body += f"\n      {key}: {json.dumps(value)}"
     names = ", ".join(f"'{task[0]}': {task[0]}" for task in tasks)
-    return f"""- hosts: localhost
+    return f"""- hosts: all
   gather_facts: false
   tasks:{body}
     - name: Save the results
@@ -41,6 +41,7 @@ def play(*tasks):
         dest: "{{{{ out_dir }}}}/results.json"
         mode: "0600"
       check_mode: false
+      delegate_to: localhost
 """
 
 
@@ -82,7 +83,7 @@ def assert_times(event, started, ended):
     assert when.timestamp() - ended - 1 <= event["seconds_until_not_before"] <= when.timestamp() - started + 1
 
 
-def test_list_filter_and_versions(emulator, playbook):
+def test_list_filter_and_versions(emulator, playbook, host):
     emu = emulator(profile="linux")
     spot = emulator(profile="spot")
     me = vm_name("linux")
@@ -97,7 +98,7 @@ def test_list_filter_and_versions(emulator, playbook):
         ("named", {"vm_name": "web-linux-02"}),
         ("old", {"api_version": "2019-01-01"}),
         ("spot", {"endpoint": spot.url, "api_version": "2019-08-01"}),
-    ), extra_vars={"endpoint": emu.url}).check()
+    ), extra_vars={"endpoint": emu.url}, **host).check()
     ended = time.time()
     results = result.read_json("results.json")
 
@@ -138,7 +139,7 @@ def test_list_filter_and_versions(emulator, playbook):
     assert_times(event, started, ended)
 
 
-def test_check_mode_then_approve(emulator, playbook):
+def test_check_mode_then_approve(emulator, playbook, host):
     emu = emulator(profile="linux")
     reboot = emu.add_event(event_type="Reboot")
     freeze = emu.add_event(event_type="Freeze")
@@ -150,7 +151,7 @@ def test_check_mode_then_approve(emulator, playbook):
         ("by_id", {"approve": [reboot["EventId"].lower(), started["EventId"], "0000-gone"]}),
         ("again", {"approve": [reboot["EventId"]]}),
         ("rest", {"approve": "all_for_this_vm"}),
-    ), extra_vars={"endpoint": emu.url}).check()
+    ), extra_vars={"endpoint": emu.url}, **host).check()
     results = result.read_json("results.json")
 
     checked = results["checked"]  # check mode: says what it would approve, approves nothing
@@ -179,13 +180,13 @@ def test_check_mode_then_approve(emulator, playbook):
     assert len(events_requests(emu, "POST")) == 2
 
 
-def test_wait_for_an_event_injected_later(emulator, playbook):
+def test_wait_for_an_event_injected_later(emulator, playbook, host):
     emu = emulator(profile="linux")
     emu.add_event(event_type="Reboot", resources=["web-linux-02"])  # another VM's: not what we wait for
     injected, stop = inject_after_first_read(emu, 2.0, event_type="Freeze", duration_seconds=9)
     try:
         result = playbook(play(("waited", {"wait_for": ["Reboot", "Freeze"], "wait_timeout": 30, "poll_interval": 1})),
-                          extra_vars={"endpoint": emu.url}, timeout=90).check()
+                          extra_vars={"endpoint": emu.url}, timeout=90, **host).check()
     finally:
         stop.set()
     waited = result.read_json("results.json")["waited"]
@@ -200,11 +201,11 @@ def test_wait_for_an_event_injected_later(emulator, playbook):
     assert all(b - a >= 0.9 for a, b in zip(times, times[1:]))
 
 
-def test_wait_times_out_without_failing(emulator, playbook):
+def test_wait_times_out_without_failing(emulator, playbook, host):
     emu = emulator(profile="linux")
     emu.add_event(event_type="Preempt")  # for this VM, but not a type we wait for
     result = playbook(play(("waited", {"wait_for": ["Redeploy"], "wait_timeout": 2, "poll_interval": 1})),
-                      extra_vars={"endpoint": emu.url}).check()
+                      extra_vars={"endpoint": emu.url}, **host).check()
     waited = result.read_json("results.json")["waited"]
     assert waited["timed_out"] is True and waited["matched"] == [] and waited["changed"] is False
     assert 2 <= waited["waited_seconds"] < 15  # bounded: one poll may overrun the deadline a little
@@ -212,7 +213,7 @@ def test_wait_times_out_without_failing(emulator, playbook):
     assert 2 <= len(events_requests(emu, "GET")) <= 4  # the first read, a poll a second, one at the deadline
 
 
-def test_failures_are_clear_and_the_first_call_may_be_slow(emulator, playbook):
+def test_failures_are_clear_and_the_first_call_may_be_slow(emulator, playbook, host):
     broken = emulator(profile="linux", faults={"status_always": 500})
     slow = emulator(profile="linux", faults={"delay": 1.5})
     keep_going = {"ignore_errors": True}
@@ -224,7 +225,7 @@ def test_failures_are_clear_and_the_first_call_may_be_slow(emulator, playbook):
         ("patient", {"endpoint": slow.url, "vm_name": "x", "timeout": 1, "first_call_timeout": 6}),
         ("impatient", {"endpoint": slow.url, "vm_name": "x", "timeout": 1, "first_call_timeout": 1,
                        "retry_timeout": 0}, keep_going),
-    ), extra_vars={"endpoint": broken.url}).check()
+    ), extra_vars={"endpoint": broken.url}, **host).check()
     results = result.read_json("results.json")
     assert "Traceback" not in result.output
     assert "is not a scheduled-events api-version" in results["instance_version"]["msg"]

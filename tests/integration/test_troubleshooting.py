@@ -18,7 +18,7 @@ from tests.utils.paths import REPO
 
 RST = REPO / "docs" / "docsite" / "rst"
 PAGE = RST / "troubleshooting.rst"
-DOC_BLOCKS = {"DOCUMENTATION", "EXAMPLES", "RETURN", "PLUGIN_SOURCES", "DETECTION"}
+DOC_BLOCKS = {"DOCUMENTATION", "EXAMPLES", "RETURN", "PLUGIN_SOURCES", "DETECTION", "ACTION_PLUGIN"}
 MIN_WORDS = 3
 
 

@@ -115,6 +115,7 @@ FACTS_PLAY = """
         dest: "{{ out_dir }}/facts.json"
         mode: "0600"
       check_mode: false
+      delegate_to: localhost  # the controller's out_dir, also for a host playing Windows
 """
 
 

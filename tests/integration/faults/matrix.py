@@ -322,8 +322,15 @@ def emulator_class():
 
 
 def run_matrix(scenarios: list[Scenario], tmp_path: Path, forks: int = 8,
-               extra_env: Mapping[str, str] | None = None) -> dict[str, Outcome]:
-    """Start every scenario's stage, play them all in one ansible-playbook run, stop the stages."""
+               extra_env: Mapping[str, str] | None = None, windows: bool = False,
+               hostvars_for: Callable[[Scenario, Stage], Mapping[str, Any]] | None = None) -> dict[str, Outcome]:
+    """Start every scenario's stage, play them all in one ansible-playbook run, stop the stages.
+
+    ``windows``: every host is a Windows host played by the stand-in connection
+    (tests/integration/windows), so the action plugin runs the client here and each
+    attempt goes through win_uri; a host's client time then ends when its result
+    arrives (there is no module process to time). ``hostvars_for`` adds variables.
+    """
     stages: dict[str, Stage] = {}
     hostvars: dict[str, dict] = {}
     hostnames: dict[str, list[str]] = {}
@@ -344,31 +351,40 @@ def run_matrix(scenarios: list[Scenario], tmp_path: Path, forks: int = 8,
                                                   faults=faults).start()
                 stage.endpoint = stage.emulator.url
             trap_url = stage.trap.url if stage.trap else ""
-            variables: dict[str, Any] = {"endpoint": stage.endpoint, **scenario.options}
+            variables: dict[str, Any] = {"endpoint": stage.endpoint, **scenario.options,
+                                         **(hostvars_for(scenario, stage) if hostvars_for else {})}
             if scenario.env:
                 variables["env"] = {k: v.replace("{trap}", trap_url) for k, v in scenario.env.items()}
             names = [f"s{number:02d}_{index}" for index in range(scenario.hosts)]
             hostnames[scenario.name] = names
             for name in names:
                 hostvars[name] = variables
-        inventory = "".join(f"{name} ansible_connection=local\n" for name in hostvars)
+        from tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG
+
+        connection = INVENTORY_VARS if windows else "ansible_connection=local"
+        inventory = "".join(f"{name} {connection}\n" for name in hostvars)
         timer = tmp_path / "times.jsonl"
         module_times = tmp_path / "module-times.txt"
         python = tmp_path / "timed-python"
         python.write_text(TIMED_PYTHON.format(python=sys.executable), encoding="utf-8")
         os.chmod(python, 0o755)
         cfg = (f"forks = {forks}\ncallback_plugins = {CALLBACKS}\ncallbacks_enabled = fault_timer\n"
-               "internal_poll_interval = 0.001\n")
+               "internal_poll_interval = 0.001\n" + (CFG if windows else ""))
         wall_offset = time.time() - time.monotonic()
         env = {"FAULT_TIMER_FILE": str(timer), "FAULT_MODULE_TIMES": str(module_times),
-               "ANSIBLE_PYTHON_INTERPRETER": str(python), **(extra_env or {})}
+               "ANSIBLE_PYTHON_INTERPRETER": str(python), STANDIN_LOG: str(tmp_path / "standin.jsonl"),
+               **(extra_env or {})}
         run = run_playbook(PLAYBOOK, tmp_path, extra_vars={"scenarios": hostvars}, inventory=inventory,
                            cfg=cfg, timeout=600, env=env)
         lines = [json.loads(line) for line in timer.read_text(encoding="utf-8").splitlines()] if timer.exists() else []
         by_host = {line["host"]: HostResult(line["host"], line["status"], line["seconds"], line["start"],
                                             line["end"], line["result"])
                    for line in lines if line["task"] == "Gather"}
-        if module_times.exists():
+        if windows:  # the client ran in the worker: its time ends with the host's result
+            for result in by_host.values():
+                result.module_start = result.start + wall_offset
+                result.module_end = result.end + wall_offset
+        elif module_times.exists():
             for line in module_times.read_text(encoding="utf-8").splitlines():
                 host, start, end = line.split()
                 if host in by_host:

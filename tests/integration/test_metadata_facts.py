@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PROFILES = REPO / "tests" / "emulator" / "profiles"
 NEWEST = "2025-04-07"
@@ -234,7 +234,7 @@ def in_new_netns(script, timeout=120):
 @needs_root
 def test_default_endpoint_inside_namespace(tmp_path):
     """The emulator on the real 169.254.169.254:80, in a namespace of our own."""
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
     dmi = tmp_path / "chassis_asset_tag"
     dmi.write_text("7783-7084-3265-9085-8269-3286-77\n")
@@ -282,7 +282,7 @@ kill %1
 ])
 def test_off_azure_inside_namespace(tmp_path, dmi_content, expect_reason):
     """Not on Azure: DMI says so (no request at all), or no DMI and nothing answers (1 s probe)."""
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
     dmi = tmp_path / "chassis_asset_tag"
     if dmi_content is not None:

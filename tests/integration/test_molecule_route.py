@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
 NAMESPACES = ("imdsr-vm", "imdsr-az")
 BIN = Path(sys.executable).parent

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 NEWEST = "2025-04-07"
 PROFILE = REPO / "tests" / "emulator" / "profiles" / "linux.json"
@@ -206,7 +206,7 @@ def test_facts_hold_nothing_from_the_filesystem_beyond_the_dmi_file(tmp_path):
     Beside the DMI file lie the other DMI files a careless module might read (the VM's
     UUID, serial numbers), and the environment holds canaries; none reaches the facts.
     """
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
     dmi_dir = tmp_path / "dmi"
     dmi_dir.mkdir()

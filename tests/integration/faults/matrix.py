@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import PlaybookResult, run_playbook
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import PlaybookResult, run_playbook
 
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 PROFILES = REPO / "tests" / "emulator" / "profiles"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS
-from tests.utils.facts import schema_errors
+from ansible_collections.imds.azure.tests.utils.facts import schema_errors
 
 pytestmark = pytest.mark.property
 

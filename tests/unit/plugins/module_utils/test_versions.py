@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,9 @@ from ansible_collections.imds.azure.plugins.module_utils._versions import (
     field_since,
     newest_common,
 )
+from ansible_collections.imds.azure.tests.utils.paths import FIXTURES
 
-REAL = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "real-imds"
+REAL = FIXTURES / "real-imds"
 
 # Microsoft's list of api-versions, oldest first, as documented (2017-03-01 was a preview).
 DOCUMENTED = """

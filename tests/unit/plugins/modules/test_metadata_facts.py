@@ -10,8 +10,8 @@ from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_AS
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT
 from ansible_collections.imds.azure.plugins.modules import metadata_facts
-from tests.utils.modules import run_module
-from tests.utils.transport import ScriptedTransport
+from ansible_collections.imds.azure.tests.utils.modules import run_module
+from ansible_collections.imds.azure.tests.utils.transport import ScriptedTransport
 
 DOC = {
     "compute": {"vmId": "11111111-2222-3333-4444-555555555555", "name": "web0", "location": "westeurope",
@@ -24,22 +24,9 @@ DOC = {
 }
 
 
-class _Strict(ScriptedTransport):
-    """Answers in order and refuses a request nobody expected."""
-
-    def request(self, method, url, headers, data, timeout, max_bytes):
-        if not self.answers:
-            raise AssertionError(f"unexpected request to {url}")
-        answer = self.answers.pop(0)
-        self.calls.append({"url": url, "timeout": timeout})
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
 def run(monkeypatch, args, answers):
-    """Run main() with the transport answering from `answers`; return (result, calls)."""
-    transport = _Strict(*answers)
+    """Run main() with the transport answering from `answers`, each once; return (result, calls)."""
+    transport = ScriptedTransport(*answers, strict=True)
     return run_module(monkeypatch, metadata_facts, args, transport), transport.calls
 
 

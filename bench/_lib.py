@@ -145,7 +145,7 @@ class EmulatorProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -64,7 +64,8 @@ def cpu_per_task(workdir: Path, kinds: dict[str, str], tasks: int, rounds: int) 
 
 def run(workdir: Path, smoke: bool) -> dict[str, Any]:
     pairs, runs = (1, 1) if smoke else (8, 3)
-    samples = {variant: {"ping": [], "facts": [], "small": [], "ratios": []} for variant in VARIANTS}
+    samples: dict[str, dict[str, list[float]]] = {
+        variant: {"ping": [], "facts": [], "small": [], "ratios": []} for variant in VARIANTS}
     with EmulatorProcess(workdir) as emulator:
         kinds = {"ping": "ansible.builtin.ping:",
                  "facts": f"imds.azure.metadata_facts:\n  endpoint: {emulator.url}"}

@@ -20,7 +20,7 @@ try:
     from ansible.vars.clean import namespace_facts
 except ImportError:  # ansible-test runs module_utils tests with ansible.module_utils alone
 
-    def namespace_facts(facts: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    def namespace_facts(facts: t.Any) -> t.Any:  # the signature of ansible-core's
         """What ansible-core's namespace_facts() returns (tests/unit/utils/test_facts.py compares them)."""
         return {"ansible_facts": {name[len("ansible_"):] if name.startswith("ansible_") and name != "ansible_local"
                                   else name: copy.deepcopy(value) for name, value in facts.items()}}

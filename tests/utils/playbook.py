@@ -37,7 +37,7 @@ class PlaybookResult:
         """Read a file that the playbook wrote into out_dir (see the `out_dir` var)."""
         return json.loads((self.out_dir / name).read_text())
 
-    def check(self) -> "PlaybookResult":
+    def check(self) -> PlaybookResult:
         assert self.returncode == 0, f"ansible-playbook failed ({self.returncode}):\n{self.output}"
         return self
 

@@ -211,7 +211,7 @@ class Scenario:
     endpoint: str = "emulator"  # or "closed" (a port where nothing listens) or "slow_headers" (SlowHeaders)
     trap: bool = False
     vm_id: str | None = None  # the vmId the facts must show; None: the profile's
-    check: Callable[["Outcome"], None] | None = None
+    check: Callable[[Outcome], None] | None = None
 
     def __str__(self) -> str:
         return self.name

@@ -36,7 +36,7 @@ def test_known_versions_are_the_documented_ones_without_the_preview():
 
 def test_events_versions_are_dates_in_order():
     assert list(EVENTS_VERSIONS) == sorted(set(EVENTS_VERSIONS))
-    assert EVENTS_NEWEST == EVENTS_VERSIONS[-1]
+    assert EVENTS_VERSIONS[-1] == EVENTS_NEWEST
     assert all(version >= "2017-08-01" for version in EVENTS_VERSIONS)
 
 

@@ -78,7 +78,7 @@ def run(monkeypatch, args, imds, *, dmi=None):
 
 def test_lists_events_for_this_vm(monkeypatch, clock):
     imds = imds_of_vm([doc(ev("A", "Freeze", duration=None), ev("B", resources=["vm2"]),
-                         ev("C", "Redeploy", resources=["VM1", "vm3"], in_seconds=-30), incarnation=4)])
+                           ev("C", "Redeploy", resources=["VM1", "vm3"], in_seconds=-30), incarnation=4)])
     result = run(monkeypatch, {}, imds)
     assert not result["failed"] and result["changed"] is False
     assert [e["event_id"] for e in result["events"]] == ["A", "C"]
@@ -216,7 +216,7 @@ def test_event_vanishing_between_read_and_approval(monkeypatch, clock):
     imds = imds_of_vm([first, later, done], post=[refused, HttpResponse(200, {}, b"")])
     result = run(monkeypatch, {"approve": "all_for_this_vm"}, imds)
     assert [p["body"]["StartRequests"] for p in imds.of("POST", EVENTS)] == [[{"EventId": "A"}, {"EventId": "B"}],
-                                                                     [{"EventId": "B"}]]
+                                                                             [{"EventId": "B"}]]
     assert not result["failed"] and result["changed"] is True
     assert result["approved"] == ["B"] and result["not_found"] == ["A"]
     assert "started or ended meanwhile: A" in result["msg"]

@@ -32,7 +32,7 @@ PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_pro
               "no_proxy", "NO_PROXY")
 
 sys.path.insert(0, str(REPO))
-from tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.imds.azure.tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
 
 
 # -- the machine ----------------------------------------------------------------------
@@ -149,7 +149,7 @@ class EmulatorProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

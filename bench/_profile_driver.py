@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 START = time.perf_counter()
 PHASES: dict[str, float] = {}
@@ -77,16 +78,16 @@ def main() -> None:
             PHASES["request"] = PHASES.get("request", 0.0) + time.perf_counter() - began
             os.write(2, b"BENCH request end\n")
 
-    _http.HttpClientTransport.request = request_marked
-    _ratelimit.RateLimiter.acquire = timed("rate limiter", _ratelimit.RateLimiter.acquire)
-    _client.ImdsClient.instance = timed("_client total", _client.ImdsClient.instance)
+    _http.HttpClientTransport.request = request_marked  # type: ignore[method-assign]
+    _ratelimit.RateLimiter.acquire = timed("rate limiter", _ratelimit.RateLimiter.acquire)  # type: ignore[method-assign]
+    _client.ImdsClient.instance = timed("_client total", _client.ImdsClient.instance)  # type: ignore[method-assign]
     _normalize.normalize = timed("normalization", _normalize.normalize)
-    basic.AnsibleModule.__init__ = timed("AnsibleModule()", basic.AnsibleModule.__init__)
-    basic.AnsibleModule.exit_json = timed("exit_json", basic.AnsibleModule.exit_json)
+    basic.AnsibleModule.__init__ = timed("AnsibleModule()", basic.AnsibleModule.__init__)  # type: ignore[method-assign]
+    basic.AnsibleModule.exit_json = timed("exit_json", basic.AnsibleModule.exit_json)  # type: ignore[method-assign]
 
     began = time.perf_counter()
     try:
-        _loader.run_module(json_params=open(args_json, "rb").read(), profile="legacy",  # pylint: disable=consider-using-with
+        _loader.run_module(json_params=Path(args_json).read_bytes(), profile="legacy",
                            module_fqn="ansible_collections.imds.azure.plugins.modules.metadata_facts",
                            modlib_path=payload, extensions={})
     except SystemExit:

@@ -12,12 +12,12 @@ up to its one-second probe timeout).
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from _lib import interleaved_tasks, median, metric, ratio, run_playbook, task_seconds
+
+from ansible_collections.imds.azure.tests.utils import netns  # _lib put the checkout on sys.path
 
 NAME = "off_azure"
 TITLE = "off Azure (netns, no route): metadata_facts ÷ ping, default endpoint"
@@ -34,9 +34,9 @@ PLAYBOOK = """- name: {name}
 
 
 def run(workdir: Path, smoke: bool) -> dict[str, Any]:
-    unshare = shutil.which("unshare")
-    if os.geteuid() != 0 or unshare is None:
-        return {"skipped": "needs root and unshare(1) to create a network namespace"}
+    reason = netns.why_not()
+    if reason:
+        return {"skipped": reason}
     pairs, runs = (1, 1) if smoke else (12, 3)
     not_azure = workdir / "chassis_asset_tag"
     not_azure.write_text("Default string\n", encoding="ascii")
@@ -47,7 +47,7 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
     samples: dict[str, list[float]] = {kind: [] for kind in kinds}
     ratios: dict[str, list[float]] = {"dmi": [], "probe": []}
     for index in range(runs):
-        timings = run_playbook(workdir / f"run-{index}", playbook, prefix=(unshare, "--net", "--"))
+        timings = run_playbook(workdir / f"run-{index}", playbook, prefix=netns.UNSHARE_NET)
         found = {kind: task_seconds(timings, f"{kind} ") for kind in kinds}
         for kind, values in found.items():
             samples[kind] += values

@@ -1,14 +1,40 @@
-"""Shared pytest set-up: the collection on sys.path, the emulator, ansible-playbook."""
+"""Shared pytest set-up for every test folder, under plain pytest and under ansible-test.
+
+ansible-test runs the tests from a tree laid out as ``ansible_collections/imds/azure``, so
+``ansible_collections.imds.azure.tests.utils`` imports there as it is. Plain pytest runs
+them from the checkout: ``pytest.ini`` puts the checkout on ``sys.path`` (``tests.utils``),
+and the checkout is made importable as ``ansible_collections.imds.azure`` through the link
+tests/utils/paths.py keeps. Every test imports the shared helpers the first way.
+
+The markers are registered here, not in pytest.ini: ansible-test's pytest reads its own
+configuration file, and fails a test file whose markers it does not know.
+"""
 from __future__ import annotations
 
 import sys
 
 import pytest
 
-from tests.utils.paths import EMULATOR, collections_path
+try:
+    from ansible_collections.imds.azure.tests.utils import paths
+except ImportError:  # plain pytest in a checkout
+    from ansible_collections.imds.azure.tests.utils.paths import collections_path
 
-sys.path.insert(0, str(collections_path()))
-sys.path.insert(0, str(EMULATOR.parent))  # tools/: import imds_emulator
+    sys.path.insert(0, str(collections_path()))
+    from ansible_collections.imds.azure.tests.utils import paths
+
+sys.path.insert(0, str(paths.EMULATOR.parent))
+
+MARKERS = {
+    "netns": "needs root and network namespaces (skipped with a reason otherwise)",
+    "slow": "takes more than a few seconds",
+    "property": "hypothesis property tests",
+}
+
+
+def pytest_configure(config):
+    for name, meaning in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
 
 
 @pytest.fixture
@@ -35,7 +61,7 @@ def emulator():
 @pytest.fixture
 def playbook(tmp_path):
     """run_playbook bound to this test's tmp_path (see tests/utils/playbook.py)."""
-    from tests.utils.playbook import run_playbook
+    from ansible_collections.imds.azure.tests.utils.playbook import run_playbook
 
     counter = iter(range(1000))
 

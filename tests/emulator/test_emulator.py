@@ -6,7 +6,6 @@ import email.utils
 import json
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from imds_emulator import (
     API_VERSIONS, Emulator, EmulatorError, VERSION_ERROR_NEW, available_profiles, document_for_version, load_profile,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-REAL = REPO / "tests" / "fixtures" / "real-imds"
+from ansible_collections.imds.azure.tests.utils.paths import FIXTURES
+
+REAL = FIXTURES / "real-imds"
 PROFILES = ["linux", "multi-nic-ipv6", "no-public-ip", "nva-gateway-lb", "old-tags-colon", "scaleset", "spot", "standard-lb",
             "standard-public-ip", "windows"]
 FIELDS_2017_04_02 = {"location", "name", "offer", "osType", "platformFaultDomain", "platformUpdateDomain",

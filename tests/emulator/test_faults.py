@@ -7,14 +7,15 @@ import json
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from imds_emulator import Emulator, EmulatorError, FAULT_NAMES, VERSION_ERROR_NEW
 
-REAL = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "real-imds"
+from ansible_collections.imds.azure.tests.utils.paths import FIXTURES
+
+REAL = FIXTURES / "real-imds"
 INSTANCE = "/metadata/instance?api-version=2021-02-01"
 
 

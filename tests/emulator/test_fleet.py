@@ -13,7 +13,7 @@ import requests
 
 from imds_emulator import EmulatorError, Fleet, load_fleet
 
-from tests.utils.paths import EMULATOR
+from ansible_collections.imds.azure.tests.utils.paths import EMULATOR
 
 INSTANCE = "/metadata/instance?api-version=2021-02-01"
 EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"

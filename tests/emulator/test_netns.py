@@ -6,23 +6,17 @@ is deleted afterwards. Nothing leaves it. Needs root and iproute2; skipped other
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "imds_emulator"
+from ansible_collections.imds.azure.tests.utils import netns
+from ansible_collections.imds.azure.tests.utils.paths import EMULATOR
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="network namespaces need root"),
-    pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2 (ip)"),
-]
+pytestmark = [pytest.mark.netns, netns.skip_unless_possible()]
 
 CLIENT = textwrap.dedent("""
     import json, urllib.request
@@ -34,30 +28,20 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
 @pytest.fixture
 def namespace():
-    name = f"imdsemu{os.getpid()}"
-    try:
-        ip("netns", "add", name)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot create a network namespace: {exc.stderr.decode().strip()}")
-    try:
-        ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
-        ip("netns", "exec", name, "ip", "addr", "add", "169.254.169.254/32", "dev", "lo")
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10, check=False)
+    reason = netns.why_not(named=True)
+    if reason:
+        pytest.skip(reason)
+    with netns.named("imdsemu") as made:
+        yield made
 
 
 def test_serves_169_254_169_254_port_80_in_a_namespace(namespace, tmp_path):
     port_file = tmp_path / "port"
     server = subprocess.Popen(
-        ["ip", "netns", "exec", namespace, sys.executable, str(SCRIPT), "--bind", "169.254.169.254",
-         "--port", "80", "--profile", "spot", "--port-file", str(port_file), "--lifetime", "30"],
+        namespace.command(sys.executable, str(EMULATOR), "--bind", "169.254.169.254",
+                          "--port", "80", "--profile", "spot", "--port-file", str(port_file), "--lifetime", "30"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 10
@@ -67,8 +51,7 @@ def test_serves_169_254_169_254_port_80_in_a_namespace(namespace, tmp_path):
             time.sleep(0.02)
         assert port_file.read_text().strip() == "80"
         assert server.stdout.readline() == "imds-emulator listening on http://169.254.169.254:80\n"
-        answer = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", CLIENT],
-                                capture_output=True, text=True, timeout=20, check=True)
+        answer = namespace.exec(sys.executable, "-c", CLIENT)
         assert json.loads(answer.stdout) == {"vmId": "f0e1d2c3-b4a5-4968-8776-a5b4c3d2e1f0"}
         server.terminate()
         assert server.wait(timeout=5) == 0

@@ -13,7 +13,7 @@ import pytest
 
 from imds_emulator import EmulatorError, ScheduledEvents, load_timeline
 
-from tests.utils.paths import EMULATOR
+from ansible_collections.imds.azure.tests.utils.paths import EMULATOR
 
 EXAMPLES = EMULATOR / "examples"
 

@@ -17,7 +17,7 @@ import pytest
 
 from imds_emulator import Emulator, EmulatorError, FAULT_NAMES, load_timeline
 
-from tests.utils.paths import EMULATOR
+from ansible_collections.imds.azure.tests.utils.paths import EMULATOR
 
 NAN, INF = math.nan, math.inf
 

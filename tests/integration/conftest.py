@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.windows import CFG, INVENTORY_VARS
+from ansible_collections.imds.azure.tests.integration.windows import CFG, INVENTORY_VARS
 
 
 @pytest.fixture(params=["posix", "windows"])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 

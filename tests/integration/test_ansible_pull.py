@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
 LOCAL_YML = """\
 - name: Configure this VM from its own metadata

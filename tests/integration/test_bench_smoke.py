@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 from run import BENCHMARKS  # noqa: E402  pylint: disable=wrong-import-position,import-error

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 RST = REPO / "docs" / "docsite" / "rst"
 ROOTS = (".ci/", "bench/", "docs/", "extensions/", "plugins/", "roles/", "scripts/", "tests/", "tools/")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
 PAGE = REPO / "docs" / "docsite" / "rst" / "emulator.rst"
 FILES = ("molecule.yml", "create.yml", "converge.yml", "verify.yml", "destroy.yml")

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from tests.utils.paths import EMULATOR
-from tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils.paths import EMULATOR
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
 needs_root = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.utils.paths import EMULATOR
+from ansible_collections.imds.azure.tests.utils.paths import EMULATOR
 
 START_AND_GATHER = """
 - name: Start the emulator and read the facts from it

@@ -12,8 +12,8 @@ import re
 import pytest
 import yaml
 
-from tests.integration.fleet import make_fleet
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.integration.fleet import make_fleet
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 EXAMPLES = REPO / "docs" / "examples"
 

@@ -26,8 +26,8 @@ import json
 
 import pytest
 
-from tests.integration.faults.matrix import Outcome, Scenario, profile_document, run_matrix
-from tests.integration.faults.report import register
+from ansible_collections.imds.azure.tests.integration.faults.matrix import Outcome, Scenario, profile_document, run_matrix
+from ansible_collections.imds.azure.tests.integration.faults.report import register
 
 T = 2.0  # per-request timeout (seconds)
 R = 3.0  # retry_timeout for scenarios that must give up
@@ -438,7 +438,7 @@ def busiest(times: list[float], window: float) -> int:
 
 def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, request):
     """Two ansible-playbook runs, four forks each, the module and the live lookup in every fork."""
-    from tests.integration.faults.matrix import Trap
+    from ansible_collections.imds.azure.tests.integration.faults.matrix import Trap
 
     emu = emulator(profile="linux")
     trap = Trap("127.0.0.2")  # the controller's proxy variables point here; it must see nothing
@@ -525,7 +525,7 @@ def test_50_mib_body_is_refused_with_bounded_memory(emulator, transport, request
     import subprocess
     import sys
 
-    from tests.utils.paths import collections_path
+    from ansible_collections.imds.azure.tests.utils.paths import collections_path
 
     def probe(url):
         proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, url, transport, str(collections_path())],

@@ -21,10 +21,10 @@ import json
 
 import pytest
 
-from tests.integration.faults.matrix import Outcome, Scenario, run_matrix
-from tests.integration.faults.report import register
-from tests.integration.test_fault_matrix import FAIL_FAST, LINUX, SCENARIOS, T, assert_outcome, selected_scenarios
-from tests.integration.windows import standin_runs
+from ansible_collections.imds.azure.tests.integration.faults.matrix import Outcome, Scenario, run_matrix
+from ansible_collections.imds.azure.tests.integration.faults.report import register
+from ansible_collections.imds.azure.tests.integration.test_fault_matrix import FAIL_FAST, LINUX, SCENARIOS, T, assert_outcome, selected_scenarios
+from ansible_collections.imds.azure.tests.integration.windows import standin_runs
 
 ATTEMPT_OVERHEAD = 0.5  # seconds per attempt: one win_uri run (payload built, sent, answered) on a loaded runner
 ROUNDING = 1.0  # win_uri's url_timeout is whole seconds: the last attempt may end up to 1 s past the deadline

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.integration.fleet import make_fleet
+from ansible_collections.imds.azure.tests.integration.fleet import make_fleet
 
 REPORT = """
     - name: Report

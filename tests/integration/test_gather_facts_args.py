@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PLAY = """
 - name: Gather {mode}

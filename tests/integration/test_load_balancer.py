@@ -14,8 +14,8 @@ import json
 import jsonschema
 import pytest
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import facts_playbook
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import facts_playbook
 
 NEWEST = "2025-04-07"
 SCHEMA = jsonschema.Draft202012Validator(json.loads((REPO / "docs" / "facts.schema.json").read_text(encoding="utf-8")))  # keyed as plays read the facts

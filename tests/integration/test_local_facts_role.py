@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PROFILE = json.loads((REPO / "tools" / "imds_emulator" / "profiles" / "linux.json").read_text())
 EXTRAS = {"failed", "from_cache", "fetched_at", "warnings"}

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+
 HERE = Path(__file__).resolve().parent / "lookup"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "docsite" / "rst" / "lookup.rst"
+DOCS = REPO / "docs" / "docsite" / "rst" / "lookup.rst"
 NEWEST = "2025-04-07"
 LEAVES = ["compute/vmId", "compute/name", "compute/location", "compute/vmSize", "compute/osType", "compute/zone",
           "network/interface/0/macAddress", "network/interface/0/ipv4/ipAddress/0/privateIpAddress",
@@ -267,7 +269,7 @@ def test_the_documented_examples_run(emulator, playbook):
 def test_ansible_doc_renders_the_merged_options(tmp_path):
     import subprocess
 
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
     command = [str(Path(sys.executable).parent / "ansible-doc"), "-t", "lookup", "imds.azure.metadata"]
     shown = subprocess.run(command, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=120, check=False)

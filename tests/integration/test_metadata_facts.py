@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import facts_playbook
+from ansible_collections.imds.azure.tests.utils import netns
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import facts_playbook
 
 PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 NEWEST = "2025-04-07"
@@ -224,21 +221,14 @@ def test_bad_option_is_a_clear_failure(emulator, playbook, host):
 
 # -- the default endpoint, only inside network namespaces we create -------------------
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-                                reason="needs root, unshare and ip to create a network namespace")
-
-
-def in_new_netns(script, timeout=120):
-    """Run a bash script in a new, empty network namespace (only loopback exists there)."""
-    return subprocess.run(["unshare", "-n", "bash", "-euo", "pipefail", "-c", script], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+needs_root = netns.skip_unless_possible()
 
 
 @pytest.mark.netns
 @needs_root
 def test_default_endpoint_inside_namespace(tmp_path):
     """The emulator on the real 169.254.169.254:80, in a namespace of our own."""
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
     dmi = tmp_path / "chassis_asset_tag"
     dmi.write_text("7783-7084-3265-9085-8269-3286-77\n")
@@ -257,19 +247,12 @@ def test_default_endpoint_inside_namespace(tmp_path):
 """)
     out = tmp_path / "facts.json"
     log = tmp_path / "requests.jsonl"
-    env = ansible_env(tmp_path)
-    exports = " ".join(f"{k}={json.dumps(v)}" for k, v in env.items() if k.startswith(("ANSIBLE_", "PATH")))
-    script = f"""
-ip link set lo up
-ip addr add 169.254.169.254/32 dev lo
-{sys.executable} {REPO}/tools/imds_emulator --bind 169.254.169.254 --port 80 --profile linux \
-  --log {log} --port-file {tmp_path}/port --lifetime 120 >/dev/null 2>&1 &
-for _ in $(seq 100); do [ -s {tmp_path}/port ] && break; sleep 0.05; done
-export {exports}
+    script = f"""{netns.serve_imds(tmp_path / "port", profile="linux", log=log)}
+{netns.exports(ansible_env(tmp_path))}
 ansible-playbook -i localhost, {pb} -e dmi={dmi} -e out={out}
 kill %1
 """
-    proc = in_new_netns(script)
+    proc = netns.run_unshared(script)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     facts = json.loads(out.read_text())
     assert facts["azure_vm_id"] == profile("linux")["compute"]["vmId"]
@@ -286,7 +269,7 @@ kill %1
 ])
 def test_off_azure_inside_namespace(tmp_path, dmi_content, expect_reason):
     """Not on Azure: DMI says so (no request at all), or no DMI and nothing answers (1 s probe)."""
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
     dmi = tmp_path / "chassis_asset_tag"
     if dmi_content is not None:
@@ -305,8 +288,6 @@ def test_off_azure_inside_namespace(tmp_path, dmi_content, expect_reason):
         dest: "{{ out }}"
         mode: "0600"
 """)
-    env = ansible_env(tmp_path)
-    exports = " ".join(f"{k}={json.dumps(v)}" for k, v in env.items() if k.startswith(("ANSIBLE_", "PATH")))
     # a namespace where 169.254.0.0/16 is on-link through a veth pair nobody answers on:
     # the request leaves by the wrong interface and dies there, as on a cluster node
     script = f"""
@@ -315,11 +296,11 @@ ip link add clu0 type veth peer name clu1
 ip link set clu0 up
 ip link set clu1 up
 ip addr add 169.254.1.156/16 dev clu0
-export {exports}
+{netns.exports(ansible_env(tmp_path))}
 ansible-playbook -i localhost, {pb} -e dmi={dmi} -e out={out}
 """
     start = time.monotonic()
-    proc = in_new_netns(script)
+    proc = netns.run_unshared(script)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     facts = json.loads(out.read_text())
     assert facts["azure_detected"] is False and facts["azure_api_version"] is None

@@ -9,9 +9,7 @@ idempotent, and that state=absent brings the timeout back. See docs/docsite/rst/
 from __future__ import annotations
 
 import fcntl
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils import netns
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
 NAMESPACES = ("imdsr-vm", "imdsr-az")
 BIN = Path(sys.executable).parent
@@ -34,18 +33,10 @@ def _namespaces() -> list[str]:
 
 def _why_not_netns() -> str | None:
     """A reason to skip, or None when this machine can run the scenario."""
-    if os.geteuid() != 0:
-        return "the route scenario creates network namespaces and needs root"
-    if shutil.which("ip") is None:
-        return "the route scenario needs iproute2 (the `ip` command)"
     if not (BIN / "molecule").exists():
         return f"molecule is not installed in {BIN}"
-    probe = f"imdsr-probe-{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
-    if made.returncode != 0:
-        return f"cannot create a network namespace here: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "delete", probe], check=False)
-    return None
+    reason = netns.why_not(named=True)
+    return f"the route scenario: {reason}" if reason else None
 
 
 @pytest.mark.netns

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
 ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
 # plugins/<folder> -> ansible-doc -t <type>; filters and tests document each name in a YAML file

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.utils.playbook import ansible_env
-from tests.utils.paths import REPO, collections_path
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils.paths import REPO, collections_path
 
 BIN = Path(sys.executable).parent
 

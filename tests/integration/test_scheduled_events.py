@@ -8,7 +8,7 @@ import re
 import threading
 import time
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 DRAIN = REPO / "docs" / "examples" / "drain.yml"

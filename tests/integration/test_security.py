@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils import netns
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 NEWEST = "2025-04-07"
 PROFILE = REPO / "tools" / "imds_emulator" / "profiles" / "linux.json"
@@ -200,8 +197,7 @@ def test_facts_hold_nothing_from_the_environment(emulator, playbook, tmp_path):
     assert not [value for value in CANARY_ENV.values() if value in text]
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-                                reason="needs root, unshare and ip to create a network namespace")
+needs_root = netns.skip_unless_possible()
 
 
 @pytest.mark.netns
@@ -212,7 +208,7 @@ def test_facts_hold_nothing_from_the_filesystem_beyond_the_dmi_file(tmp_path):
     Beside the DMI file lie the other DMI files a careless module might read (the VM's
     UUID, serial numbers), and the environment holds canaries; none reaches the facts.
     """
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 
     dmi_dir = tmp_path / "dmi"
     dmi_dir.mkdir()
@@ -225,21 +221,12 @@ def test_facts_hold_nothing_from_the_filesystem_beyond_the_dmi_file(tmp_path):
     pb = tmp_path / "pb.yml"
     pb.write_text(FACTS_PLAY)
     out = tmp_path / "facts.json"
-    env = ansible_env(tmp_path, CANARY_ENV)
-    exports = " ".join(f"{k}={json.dumps(v)}" for k, v in env.items() if k.startswith(("ANSIBLE_", "PATH"))
-                       or k in CANARY_ENV)
-    script = f"""
-ip link set lo up
-ip addr add 169.254.169.254/32 dev lo
-{sys.executable} {REPO}/tools/imds_emulator --bind 169.254.169.254 --port 80 --profile linux \\
-  --port-file {tmp_path}/port --lifetime 120 >/dev/null 2>&1 &
-for _ in $(seq 100); do [ -s {tmp_path}/port ] && break; sleep 0.05; done
-export {exports}
+    script = f"""{netns.serve_imds(tmp_path / "port", profile="linux")}
+{netns.exports(ansible_env(tmp_path, CANARY_ENV), CANARY_ENV)}
 ansible-playbook -i localhost, -c local {pb} -e dmi={dmi} -e out={out}
 kill %1
 """
-    proc = subprocess.run(["unshare", "-n", "bash", "-euo", "pipefail", "-c", script], capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = netns.run_unshared(script)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     facts = module_facts(json.loads(out.read_text(encoding="utf-8")))
     reason = facts.pop("azure_detection_reason")

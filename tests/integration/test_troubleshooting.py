@@ -14,7 +14,7 @@ import re
 
 import yaml
 
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 RST = REPO / "docs" / "docsite" / "rst"
 PAGE = RST / "troubleshooting.rst"

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs
-from tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs
+from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PROFILES = REPO / "tests" / "emulator" / "profiles"
 FACTS_MODULES = "facts_modules = ansible.builtin.setup, imds.azure.metadata_facts\ngather_timeout = 60\n"

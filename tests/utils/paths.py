@@ -15,10 +15,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 EMULATOR = REPO / "tools" / "imds_emulator"
 """The emulator, a folder runnable by path (``python3 EMULATOR ...``); its parent goes on sys.path."""
+FIXTURES = REPO / "tests" / "fixtures"  # real-imds/ (documents others published), documents/ (ours)
 
 
 def collections_path() -> Path:
-    """Return a collections path whose imds/azure is this checkout, creating the link."""
+    """Return a collections path whose imds/azure is this checkout, creating the link.
+
+    A tree laid out for ansible-test (scripts/ansible-test) is one already.
+    """
+    if REPO.parts[-3:] == ("ansible_collections", "imds", "azure"):
+        return REPO.parents[2]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
     base = cache / "imds-azure" / digest

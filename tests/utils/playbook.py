@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -36,9 +37,19 @@ class PlaybookResult:
         """Read a file that the playbook wrote into out_dir (see the `out_dir` var)."""
         return json.loads((self.out_dir / name).read_text())
 
-    def check(self) -> "PlaybookResult":
+    def check(self) -> PlaybookResult:
         assert self.returncode == 0, f"ansible-playbook failed ({self.returncode}):\n{self.output}"
         return self
+
+
+def ansible_command(name: str) -> str:
+    """The path of an ansible command (ansible-playbook, ansible-doc...): the one installed
+    beside this Python, else the one on PATH (where ansible-test puts its own)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name}: neither beside {sys.executable} nor on PATH")
+    return found
 
 
 def ansible_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -93,7 +104,7 @@ def run_playbook(
     config = tmp_path / "ansible.cfg"
     config.write_text(f"[defaults]\ninventory = {inv}\nhost_key_checking = False\n{cfg}")
     variables = {"out_dir": str(out_dir), **(extra_vars or {})}
-    cmd = [str(Path(sys.executable).parent / command), str(path), "-e", json.dumps(variables), *args]
+    cmd = [ansible_command(command), str(path), "-e", json.dumps(variables), *args]
     full_env = ansible_env(tmp_path, {"ANSIBLE_CONFIG": str(config), **(env or {})})
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=full_env, capture_output=True, text=True,
@@ -129,4 +140,4 @@ def facts_playbook(options: str = "", tasks: str = "") -> str:
     return FACTS_PLAY.replace("OPTIONS", options) + tasks
 
 
-__all__ = ["REPO", "PlaybookResult", "ansible_env", "facts_playbook", "run_playbook"]
+__all__ = ["REPO", "PlaybookResult", "ansible_command", "ansible_env", "facts_playbook", "run_playbook"]

@@ -17,7 +17,7 @@ infinities, no tuples, string keys), so every document could have come off the w
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Literal
 
 from functools import lru_cache
 
@@ -45,10 +45,13 @@ MAC_LOOKING = st.sampled_from([
 IP_LOOKING = st.sampled_from(["10.0.0.4", "52.166.222.251", "fd00::4", "::", "10.0.0.256", "not an address", ""])
 
 
+_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+
+
 @lru_cache(maxsize=None)
 def unicode_text(max_size: int = 24) -> st.SearchStrategy[str]:
     """Any unicode text, surrogates excluded (json.loads never produces lone ones from UTF-8)."""
-    return st.text(st.characters(exclude_categories=("Cs",)), max_size=max_size)
+    return st.text(st.characters(exclude_categories=_SURROGATES), max_size=max_size)
 
 
 @lru_cache(maxsize=None)

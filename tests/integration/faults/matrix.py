@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import PlaybookResult, run_playbook
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import PlaybookResult, run_playbook
 
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
@@ -212,7 +212,7 @@ class Scenario:
     endpoint: str = "emulator"  # or "closed" (a port where nothing listens) or "slow_headers" (SlowHeaders)
     trap: bool = False
     vm_id: str | None = None  # the vmId the facts must show; None: the profile's
-    check: Callable[["Outcome"], None] | None = None
+    check: Callable[[Outcome], None] | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -359,7 +359,7 @@ def run_matrix(scenarios: list[Scenario], tmp_path: Path, forks: int = 8,
             hostnames[scenario.name] = names
             for name in names:
                 hostvars[name] = variables
-        from tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG
+        from ansible_collections.imds.azure.tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG
 
         connection = INVENTORY_VARS if windows else "ansible_connection=local"
         inventory = "".join(f"{name} {connection}\n" for name in hostvars)

@@ -11,8 +11,8 @@ import platform
 import re
 import time
 
-from tests.utils.paths import REPO
-from tests.utils.rst import escape, list_table
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.rst import escape, list_table
 
 from .matrix import markdown_table
 

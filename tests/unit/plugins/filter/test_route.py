@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.imds.azure.plugins.filter.route import FilterModule
-from tests.unit.plugins.plugin_utils.test_route import SEED_ADDRS, SEED_ROUTES, SEED_TABLE
+from ansible_collections.imds.azure.tests.unit.plugins.plugin_utils.test_route import SEED_ADDRS, SEED_ROUTES, SEED_TABLE
 
 FILTERS = FilterModule().filters()
 plan_linux = FILTERS["route_plan_linux"]
@@ -91,9 +89,9 @@ def test_filters_through_ansible(playbook):
 
 @pytest.mark.parametrize("name", ["route_plan_linux", "route_plan_windows"])
 def test_ansible_doc_renders(name, tmp_path):
-    from tests.utils.playbook import ansible_env
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_command, ansible_env
 
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-t", "filter", "--json",
+    proc = subprocess.run([ansible_command("ansible-doc"), "-t", "filter", "--json",
                            f"imds.azure.{name}"], env=ansible_env(tmp_path), capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr

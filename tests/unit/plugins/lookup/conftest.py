@@ -7,8 +7,6 @@ put in front of it per path.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
-
 import pytest
 import yaml
 from ansible import constants as C
@@ -18,9 +16,10 @@ from ansible.utils.plugin_docs import add_fragments
 
 from ansible_collections.imds.azure.plugins.doc_fragments.imds import ModuleDocFragment
 from ansible_collections.imds.azure.plugins.lookup import metadata
-from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport, HttpResponse, TransportError
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport, TransportError
 from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT
 from ansible_collections.imds.azure.plugins.plugin_utils import _lookup_live
+from ansible_collections.imds.azure.tests.utils.transport import ScriptedTransport
 
 LOAD_NAME = "ansible_collections.imds.azure.plugins.lookup.metadata"
 ENDPOINT = "http://imds.test"
@@ -39,43 +38,6 @@ def option_definitions():
     doc = yaml.safe_load(metadata.DOCUMENTATION)
     add_fragments(doc, metadata.__file__, _Fragments())
     return doc["options"]
-
-
-class FakeImds:
-    """Stands in for the HTTP transport: answers through an emulator's answer(), records every call."""
-
-    def __init__(self, emulator):
-        self.emulator = emulator
-        self.calls = []
-        self.scripted = {}  # path -> list of: int status, or an exception to raise
-
-    def script(self, path, *answers):
-        self.scripted[path] = list(answers)
-
-    def paths(self):
-        return [urlsplit(call["url"]).path for call in self.calls]
-
-    def queries(self):
-        return [dict(parse_qsl(urlsplit(call["url"]).query)) for call in self.calls]
-
-    def request(self, method, url, headers, data, timeout, max_bytes):
-        self.calls.append({"url": url, "headers": dict(headers or {}), "method": method, "timeout": timeout})
-        parts = urlsplit(url)
-        # the default endpoint is only ever answered here, by this fake, never sent anywhere
-        assert f"{parts.scheme}://{parts.netloc}" in (ENDPOINT, DEFAULT_ENDPOINT), f"a request left for {url}"
-        script = self.scripted.get(parts.path)
-        if script:
-            answer = script.pop(0) if len(script) > 1 else script[0]
-            if isinstance(answer, BaseException):
-                raise answer
-            return HttpResponse(answer, {}, b'{"error": "scripted"}')
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        sent = {name.lower(): value for name, value in (headers or {}).items()}
-        reply = self.emulator.answer(method or "GET", parts.path, query, sent, data or b"")
-        body = b"".join(reply.chunks())
-        extra = {"content-type": reply.content_type} if reply.content_type else {}
-        extra.update({name.lower(): value for name, value in reply.headers.items()})
-        return HttpResponse(reply.status, extra, body)
 
 
 TIMEOUT = TransportError("timeout", "timed out")
@@ -99,11 +61,14 @@ def run_dir(tmp_path):
 
 @pytest.fixture
 def imds(monkeypatch):
-    """imds(profile="linux") -> FakeImds now answering every open_url call."""
+    """imds(profile="linux") -> a ScriptedTransport that answers every request through an emulator;
+    ``.script(path, 500, TIMEOUT)`` puts scripted failures in front of it for one path."""
     from imds_emulator import Emulator  # tools/, on sys.path through tests/conftest.py
 
     def make(profile="linux", **kwargs):
-        fake = FakeImds(Emulator(profile=profile, **kwargs))
+        # the default endpoint is only ever answered here, by this fake, never sent anywhere
+        fake = ScriptedTransport(emulator=Emulator(profile=profile, **kwargs),
+                                 endpoints=(ENDPOINT, DEFAULT_ENDPOINT))
         monkeypatch.setattr(HttpClientTransport, "request", lambda self, *args: fake.request(*args))
         return fake
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleLookupError
@@ -407,7 +408,7 @@ def test_explicit_endpoint_failures_are_failures(lookup, imds):
 
 def test_many_lookups_one_request_even_across_processes(lookup, imds):
     fake = imds("linux")
-    for i in range(20):
+    for dummy in range(20):
         lookup(["compute/vmId", "network/interface/0/ipv4/ipAddress/0/privateIpAddress"], LOCALHOST)
         _lookup_live.clear_memory()  # as a new fork would start: only the run's file remains
     assert len(fake.calls) == 1
@@ -574,7 +575,7 @@ def test_documentation_is_merged_from_the_fragment():
 
 
 def test_plugin_file_imports_nothing_that_speaks_http_but_the_adapter():
-    source = open(metadata.__file__, encoding="utf-8").read()
+    source = Path(metadata.__file__).read_text(encoding="utf-8")
     assert "open_url" not in source and "fetch_url" not in source and "http.client" not in source
     assert os.path.basename(metadata.__file__) == "metadata.py"
 

@@ -11,16 +11,9 @@ from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClie
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_ENDPOINT
-from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
 from ansible_collections.imds.azure.plugins.module_utils._versions import NEWEST
-from tests.utils.clock import FakeClock
-from tests.utils.transport import DOC, ScriptedTransport as Script, err, ok
-
-
-def client(transport, clock, **kwargs):
-    limiter = RateLimiter("test", clock=clock, sleep=clock.sleep)
-    return ImdsClient(transport, endpoint=kwargs.pop("endpoint", "http://127.0.0.1:9"), clock=clock,
-                      sleep=clock.sleep, limiter=limiter, **kwargs)
+from ansible_collections.imds.azure.tests.utils.clock import FakeClock
+from ansible_collections.imds.azure.tests.utils.transport import DOC, ScriptedTransport as Script, client_on as client, err, ok
 
 
 @pytest.fixture

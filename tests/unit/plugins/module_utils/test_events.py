@@ -10,15 +10,15 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
 from ansible_collections.imds.azure.plugins.module_utils._events import (
     APPROVE_ALL, EventsDocumentError, concerns, describe, not_before, parse_document, plan_approval, poll_until,
     select, start_requests)
-from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, Transport
+from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse
 from ansible_collections.imds.azure.plugins.module_utils._versions import (
     EVENTS_NEWEST, EVENTS_VERSIONS, KNOWN_VERSIONS, NEWEST)
+from ansible_collections.imds.azure.tests.utils.clock import FakeClock
+from ansible_collections.imds.azure.tests.utils.transport import ScriptedTransport, client_on
 
 # "Example responses" of Microsoft's Linux scheduled-events article (api-version 2020-07-01):
 # two VMs live-migrated, the same Freeze first Scheduled, then Started with NotBefore "".
@@ -285,34 +285,21 @@ def test_describe():
 
 # -- polling -------------------------------------------------------------------------------
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_poll_until_found():
-    clock = Clock()
+    clock = FakeClock(start=100.0)
     answers = iter([0, 0, 1])
     answer, done, calls = poll_until(lambda: next(answers), bool, 10, 2, clock, clock.sleep)
     assert (answer, done, calls) == (1, True, 3) and clock.sleeps == [2, 2]
 
 
 def test_poll_until_first_answer_in_hand():
-    clock = Clock()
+    clock = FakeClock(start=100.0)
     answer, done, calls = poll_until(lambda: pytest.fail("no poll needed"), bool, 10, 2, clock, clock.sleep, first=1)
     assert (answer, done, calls) == (1, True, 0) and clock.sleeps == []
 
 
 def test_poll_until_times_out_with_a_last_poll_at_the_deadline():
-    clock = Clock()
+    clock = FakeClock(start=100.0)
     polled_at = []
 
     def fetch():
@@ -325,7 +312,7 @@ def test_poll_until_times_out_with_a_last_poll_at_the_deadline():
 
 
 def test_poll_until_zero_timeout_polls_once():
-    clock = Clock()
+    clock = FakeClock(start=100.0)
     assert poll_until(lambda: 0, bool, 0, 2, clock, clock.sleep) == (0, False, 1)
     assert clock.sleeps == []
 
@@ -340,14 +327,9 @@ def test_events_versions_table():
     assert {"2017-11-01", "2019-01-01", "2019-04-01", "2020-07-01"}.isdisjoint(KNOWN_VERSIONS)
 
 
-class Script(Transport):
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.calls = []
-
-    def request(self, method, url, headers, data, timeout, max_bytes):
-        self.calls.append({"method": method, "url": url, "data": data, "timeout": timeout})
-        return self.answers.pop(0)
+def script(*answers):
+    """Each answer once; a request after them fails the test."""
+    return ScriptedTransport(*answers, strict=True)
 
 
 def answer(status, doc):
@@ -361,17 +343,12 @@ def refused(offered):
 
 @pytest.fixture
 def make_client():
-    clock = Clock()
-
-    def make(transport, **kwargs):
-        limiter = RateLimiter("events-test", clock=clock, sleep=clock.sleep)
-        return ImdsClient(transport, endpoint="http://127.0.0.1:9", clock=clock, sleep=clock.sleep,
-                          limiter=limiter, **kwargs)
-    return make
+    clock = FakeClock(start=100.0)
+    return lambda transport, **kwargs: client_on(transport, clock, **kwargs)
 
 
 def test_client_with_events_table_asks_newest_events_version(make_client):
-    t = Script(answer(200, NO_EVENTS))
+    t = script(answer(200, NO_EVENTS))
     c = make_client(t, known_versions=EVENTS_VERSIONS)
     assert c.get("/metadata/scheduledevents").api_version == EVENTS_NEWEST
     assert t.calls[0]["url"] == f"http://127.0.0.1:9/metadata/scheduledevents?api-version={EVENTS_NEWEST}"
@@ -379,7 +356,7 @@ def test_client_with_events_table_asks_newest_events_version(make_client):
 
 def test_client_with_events_table_negotiates_among_events_versions(make_client):
     # 2021-02-01 is an instance version the collection knows; for events it must be skipped
-    t = Script(refused(["2021-02-01", "2019-08-01", "2019-01-01"]), answer(200, NO_EVENTS))
+    t = script(refused(["2021-02-01", "2019-08-01", "2019-01-01"]), answer(200, NO_EVENTS))
     c = make_client(t, known_versions=EVENTS_VERSIONS)
     r = c.get("/metadata/scheduledevents")
     assert r.api_version == "2019-08-01" and c.api_version == "2019-08-01"
@@ -388,14 +365,14 @@ def test_client_with_events_table_negotiates_among_events_versions(make_client):
 
 def test_client_with_events_table_does_not_ask_instance_versions(make_client):
     # /metadata/versions lists instance versions: no use for events, so no request
-    t = Script(answer(400, {"error": "Bad request. api-version was not specified in the request."}))
+    t = script(answer(400, {"error": "Bad request. api-version was not specified in the request."}))
     with pytest.raises(ImdsError, match="No api-version known"):
         make_client(t, known_versions=EVENTS_VERSIONS).get("/metadata/scheduledevents")
     assert len(t.calls) == 1
 
 
 def test_client_with_events_table_pinned(make_client):
-    t = Script(refused(["2020-07-01", "2019-08-01", "2019-04-01"]))
+    t = script(refused(["2020-07-01", "2019-08-01", "2019-04-01"]))
     with pytest.raises(ImdsError) as exc:
         make_client(t, known_versions=EVENTS_VERSIONS, api_version="2017-08-01").get("/metadata/scheduledevents")
     assert "pinned api_version 2017-08-01" in str(exc.value) and "2019-08-01" in str(exc.value)
@@ -403,7 +380,7 @@ def test_client_with_events_table_pinned(make_client):
 
 
 def test_client_default_table_is_unchanged(make_client):
-    t = Script(refused(["2020-07-01", "2019-08-01"]), answer(200, {}))
+    t = script(refused(["2020-07-01", "2019-08-01"]), answer(200, {}))
     c = make_client(t)
     assert c.api_version == NEWEST
     assert c.instance().api_version == "2019-08-01"  # 2020-07-01 is no instance version

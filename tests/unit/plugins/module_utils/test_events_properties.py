@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.module_utils._events import (
     EventsDocumentError, describe, not_before, parse_document, plan_approval)
-from tests.utils.properties import assert_one_line, bounded
-from tests.utils.strategies import RFC1123_LOOKING, events_documents, hostile_text
+from ansible_collections.imds.azure.tests.utils.properties import assert_one_line, bounded
+from ansible_collections.imds.azure.tests.utils.strategies import RFC1123_LOOKING, events_documents, hostile_text
 
 pytestmark = pytest.mark.property
 

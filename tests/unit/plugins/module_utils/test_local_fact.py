@@ -20,8 +20,8 @@ from ansible_collections.imds.azure.plugins.module_utils import _gather
 from ansible_collections.imds.azure.plugins.module_utils import _local_fact
 from ansible_collections.imds.azure.plugins.module_utils._http import TransportError
 from ansible_collections.imds.azure.plugins.modules import metadata_facts
-from tests.utils.paths import REPO, collections_path
-from tests.utils.transport import ScriptedTransport, err, instance_and_no_load_balancer, ok
+from ansible_collections.imds.azure.tests.utils.paths import REPO, collections_path
+from ansible_collections.imds.azure.tests.utils.transport import ScriptedTransport, err, instance_and_no_load_balancer, ok
 
 DOC = json.loads((REPO / "tools" / "imds_emulator" / "profiles" / "linux.json").read_text())
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"

@@ -17,11 +17,11 @@ from ansible_collections.imds.azure.plugins.module_utils._normalize import (
     normalize,
     snake_case,
 )
-from tests.utils.facts import is_valid, schema_errors
+from ansible_collections.imds.azure.tests.utils.facts import is_valid, schema_errors
+from ansible_collections.imds.azure.tests.utils.paths import FIXTURES
 
-REPO = Path(__file__).resolve().parents[4]
-REAL = REPO / "tests" / "fixtures" / "real-imds"
-DOCUMENTS = REPO / "tests" / "fixtures" / "documents"
+REAL = FIXTURES / "real-imds"
+DOCUMENTS = FIXTURES / "documents"
 
 # How each real body becomes an instance document. The file names say what each is
 # (see tests/fixtures/real-imds/README.md); these two say it wrong or not at all.

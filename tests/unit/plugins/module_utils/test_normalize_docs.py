@@ -10,7 +10,7 @@ import jsonschema
 
 from ansible_collections.imds.azure.plugins.module_utils._normalize import normalize, snake_case
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS
-from tests.utils.facts import SCHEMA, as_users_see
+from ansible_collections.imds.azure.tests.utils.facts import SCHEMA, as_users_see
 
 
 def fact_path(imds_path: str) -> str:

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, normalize
-from tests.utils.facts import schema_errors
-from tests.utils.strategies import broken_documents, instance_documents, json_values, unicode_text
+from ansible_collections.imds.azure.tests.utils.facts import schema_errors
+from ansible_collections.imds.azure.tests.utils.strategies import broken_documents, instance_documents, json_values, unicode_text
 
 pytestmark = pytest.mark.property
 

@@ -19,7 +19,7 @@ from ansible_collections.imds.azure.plugins.module_utils._normalize import (
     merge_load_balancer,
     normalize,
 )
-from tests.utils.facts import SCHEMA, is_valid, schema_errors
+from ansible_collections.imds.azure.tests.utils.facts import SCHEMA, is_valid, schema_errors
 
 REPO = Path(__file__).resolve().parents[4]
 REAL = REPO / "tests" / "fixtures" / "real-imds"

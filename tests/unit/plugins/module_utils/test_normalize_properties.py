@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.module_utils._normalize import ImdsDocumentError, load_balancer, normalize
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS
-from tests.utils.facts import schema_errors
+from ansible_collections.imds.azure.tests.utils.facts import schema_errors
 
 pytestmark = pytest.mark.property
 
@@ -122,8 +122,8 @@ def test_snake_case_matches_the_two_pass_rule(name):
 # -- hostile documents: deep anywhere, NaN, no JSON at all, text that forges output -------------
 
 from ansible_collections.imds.azure.plugins.module_utils._normalize import facts_warnings  # noqa: E402
-from tests.utils.properties import assert_one_line, bounded  # noqa: E402
-from tests.utils.strategies import deep_values, hostile_values, instance_documents  # noqa: E402
+from ansible_collections.imds.azure.tests.utils.properties import assert_one_line, bounded  # noqa: E402
+from ansible_collections.imds.azure.tests.utils.strategies import deep_values, hostile_values, instance_documents  # noqa: E402
 
 BOUNDED = bounded(150)
 

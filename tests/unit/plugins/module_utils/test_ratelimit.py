@@ -23,9 +23,9 @@ import pytest
 from ansible_collections.imds.azure.plugins.module_utils import _ratelimit
 from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, Transport
 from ansible_collections.imds.azure.plugins.module_utils._ratelimit import POLL, RateLimiter, RateLimitTimeout
-from tests.utils.clock import FakeClock
+from ansible_collections.imds.azure.tests.utils.clock import FakeClock
+from ansible_collections.imds.azure.tests.utils.transport import ScriptedTransport, ok
 
 FAR = 1e9  # a deadline nobody reaches
 
@@ -116,27 +116,21 @@ def test_a_late_arrival_counts_from_when_it_ended():
     assert clock.now >= start + 1.5 - 1e-6
 
 
-class Answering(Transport):
-    def __init__(self, clock):
-        self.clock = clock
-        self.sent = []
-
-    def request(self, method, url, headers, data, timeout, max_bytes):
-        self.sent.append(self.clock.now)
-        self.clock.now += 0.3  # the request takes 0.3 s
-        return HttpResponse(200, {}, b'{"compute": {}}')
+def answering(clock):
+    return ScriptedTransport(ok({"compute": {}}), clock=clock, cost=0.3)  # a request takes 0.3 s
 
 
 def test_the_client_gives_its_place_back_when_a_request_is_over():
     clock = FakeClock()
-    transport = Answering(clock)
+    transport = answering(clock)
     client = ImdsClient(transport, endpoint="http://127.0.0.1:9", clock=clock, sleep=clock.sleep,
                         limiter=limiter(clock, hold=6.0))
     for dummy in range(3):
         client.instance()
     entries = [word.split(":") for word in Path(client.limiter.path).read_text().split()]
     assert len(entries) == 3 and all(float(until) == 0 for _start, until, _owner in entries)  # none under way
-    assert [float(start) for start, _until, _owner in entries] == pytest.approx([s + 0.3 for s in transport.sent])
+    sent = [call["at"] for call in transport.calls]
+    assert [float(start) for start, _until, _owner in entries] == pytest.approx([s + 0.3 for s in sent])
 
 
 def test_tickets_of_two_limiters_admitted_at_the_same_instant_stay_apart():
@@ -226,7 +220,7 @@ def test_a_held_lock_costs_at_most_the_deadline(rate_dir):
 
 def test_the_client_reports_a_held_lock_in_one_line(rate_dir):
     clock = FakeClock()
-    client = ImdsClient(Answering(clock), endpoint="http://127.0.0.1:9", clock=clock, sleep=clock.sleep,
+    client = ImdsClient(answering(clock), endpoint="http://127.0.0.1:9", clock=clock, sleep=clock.sleep,
                         timeout=1, retry_timeout=2, limiter=limiter(clock))
     client.instance()
     with open(client.limiter.path, "rb") as handle:
@@ -292,7 +286,7 @@ print(json.dumps(arrivals))
 
 @pytest.mark.slow
 def test_twenty_processes_never_make_six_arrivals_in_one_second(rate_dir, tmp_path):
-    from tests.utils.paths import collections_path
+    from ansible_collections.imds.azure.tests.utils.paths import collections_path
 
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

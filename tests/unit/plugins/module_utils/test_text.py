@@ -1,14 +1,37 @@
-"""printable(): text from a server, fit for one line of a message."""
+"""printable(): server text made safe for a one-line message."""
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.imds.azure.plugins.module_utils._text import printable
+from ansible_collections.imds.azure.plugins.module_utils._text import SERVER_TEXT_LIMIT, printable
 
 
-@pytest.mark.parametrize("text", ["\x1b[2J\x1b]0;title\x07", "line\r\nFAKE: ok", "\u202eevil", "a\u2028b\x00c"])
-def test_escapes_everything_invisible(text):
-    assert printable(text).isprintable() and "\n" not in printable(text)
+@pytest.mark.parametrize("text, shown", [
+    ("Bad request", "Bad request"),
+    ("two\nlines\r", "two\\nlines\\r"),
+    ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"),  # no colours forged on the terminal
+    ("abc\u202eevil", "abc\\u202eevil"),  # no right-to-left override
+    ("tab\there", "tab\\there"),
+    ("zwsp\u200b", "zwsp\\u200b"),
+    ("Grüße, 東京", "Grüße, 東京"),  # visible text stays as it is
+    (b"bytes", "b'bytes'"),
+    (None, "None"),
+    (404, "404"),
+])
+def test_invisible_characters_are_escaped(text, shown):
+    assert printable(text) == shown
+
+
+def test_long_text_is_cut_and_says_so():
+    shown = printable("x" * (SERVER_TEXT_LIMIT + 1))
+    assert shown == "x" * SERVER_TEXT_LIMIT + "..."
+    assert printable("y" * 10, limit=4) == "yyyy..."
+    assert printable("z" * 4, limit=4) == "zzzz"
+
+
+def test_the_result_is_always_one_printable_line():
+    hostile = "".join(chr(code) for code in range(0, 0x2100))
+    assert printable(hostile, limit=len(hostile)).isprintable()
 
 
 def test_numbers_too_long_to_print_are_named_not_written():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,9 @@ from ansible_collections.imds.azure.plugins.module_utils._versions import (
     field_since,
     newest_common,
 )
+from ansible_collections.imds.azure.tests.utils.paths import FIXTURES
 
-REAL = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "real-imds"
+REAL = FIXTURES / "real-imds"
 
 # Microsoft's list of api-versions, oldest first, as documented (2017-03-01 was a preview).
 DOCUMENTED = """
@@ -36,7 +36,7 @@ def test_known_versions_are_the_documented_ones_without_the_preview():
 
 def test_events_versions_are_dates_in_order():
     assert list(EVENTS_VERSIONS) == sorted(set(EVENTS_VERSIONS))
-    assert EVENTS_NEWEST == EVENTS_VERSIONS[-1]
+    assert EVENTS_VERSIONS[-1] == EVENTS_NEWEST
     assert all(version >= "2017-08-01" for version in EVENTS_VERSIONS)
 
 

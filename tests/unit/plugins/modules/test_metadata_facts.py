@@ -11,8 +11,8 @@ from ansible_collections.imds.azure.plugins.module_utils._detect import AZURE_AS
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT
 from ansible_collections.imds.azure.plugins.modules import metadata_facts
-from tests.utils.modules import run_module
-from tests.utils.transport import ScriptedTransport
+from ansible_collections.imds.azure.tests.utils.modules import run_module
+from ansible_collections.imds.azure.tests.utils.transport import NO_LOAD_BALANCER, ScriptedTransport
 
 DOC = {
     "compute": {"vmId": "11111111-2222-3333-4444-555555555555", "name": "web0", "location": "westeurope",
@@ -25,35 +25,10 @@ DOC = {
 }
 
 
-# IMDS's answer for a VM in no Standard SKU load balancer (tests/fixtures/real-imds/cnquery__loadbalancer_no_info_*)
-NO_LOAD_BALANCER = HttpResponse(404, {"content-type": "application/json"}, json.dumps({
-    "error": "No load balancer metadata is found. Please check if your VM is using any non-basic SKU load balancer "
-             "and retry later."}).encode())
-
-
-class _Strict(ScriptedTransport):
-    """Answers in order and refuses a request nobody expected: /metadata/loadbalancer from
-    ``load_balancer``, every other path from ``answers``."""
-
-    def __init__(self, *answers, load_balancer=()):
-        super().__init__(*answers)
-        self.load_balancer = list(load_balancer)
-
-    def request(self, method, url, headers, data, timeout, max_bytes):
-        answers = self.load_balancer if "/metadata/loadbalancer" in url else self.answers
-        if not answers:
-            raise AssertionError(f"unexpected request to {url}")
-        answer = answers.pop(0)
-        self.calls.append({"url": url, "timeout": timeout})
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
 def run(monkeypatch, args, answers, load_balancer=(NO_LOAD_BALANCER,)):
     """Run main() with the transport answering from `answers` (and /metadata/loadbalancer from
-    `load_balancer`: by default, IMDS's "no load balancer metadata"); return (result, calls)."""
-    transport = _Strict(*answers, load_balancer=load_balancer)
+    `load_balancer`: by default, IMDS's "no load balancer metadata"), each once; return (result, calls)."""
+    transport = ScriptedTransport(*answers, strict=True, routes={"/metadata/loadbalancer": list(load_balancer)})
     return run_module(monkeypatch, metadata_facts, args, transport), transport.calls
 
 
@@ -356,7 +331,7 @@ def test_the_gather_keeps_its_bound(monkeypatch):
     of the gather, and no attempt ends later than retry_timeout + timeout after it."""
     from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
     from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
-    from tests.utils.clock import FakeClock
+    from ansible_collections.imds.azure.tests.utils.clock import FakeClock
 
     clock = FakeClock()
     transport = ScriptedTransport(ok(), lb_answer(503, {"error": "Service unavailable"}), clock=clock, cost=0.5)
@@ -380,7 +355,7 @@ def test_no_time_left_after_the_instance_document(tmp_path):
     retry_timeout + timeout leaves nothing for the load balancer, which is not asked."""
     from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
     from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
-    from tests.utils.clock import FakeClock
+    from ansible_collections.imds.azure.tests.utils.clock import FakeClock
 
     clock = FakeClock()
     transport = ScriptedTransport(ok(), clock=clock, cost=5.0)

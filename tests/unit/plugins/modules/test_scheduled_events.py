@@ -4,8 +4,6 @@ from __future__ import annotations
 import calendar
 import email.utils
 import json
-import time
-import urllib.parse
 
 import pytest
 
@@ -13,7 +11,9 @@ from ansible_collections.imds.azure.plugins.module_utils import _detect
 from ansible_collections.imds.azure.plugins.module_utils._detect import Evidence
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse, TransportError
 from ansible_collections.imds.azure.plugins.modules import scheduled_events
-from tests.utils.modules import run_module
+from ansible_collections.imds.azure.tests.utils.clock import FakeClock
+from ansible_collections.imds.azure.tests.utils.modules import run_module
+from ansible_collections.imds.azure.tests.utils.transport import ScriptedTransport
 
 EMULATOR = "http://127.0.0.1:1"
 EPOCH = calendar.timegm((2024, 5, 6, 7, 0, 0))  # what time.time() says when a test starts
@@ -33,71 +33,26 @@ def doc(*events, incarnation=1):
     return {"DocumentIncarnation": incarnation, "Events": list(events)}
 
 
-class FakeImds:
+EVENTS = "/metadata/scheduledevents"
+
+
+def imds_of_vm(documents, name="vm1", post=None, name_answer=None):
     """IMDS for one VM: the compute name, scheduled-events documents, approvals.
 
     ``documents`` are the successive answers to GET scheduledevents (the last one
     repeats); an entry may be an HttpResponse or TransportError to send instead.
-    ``post`` answers the approvals (200 with an empty body unless told otherwise).
+    ``post`` answers the approvals (200 with an empty body once they are used up).
     """
-
-    def __init__(self, documents, name="vm1", post=None, name_answer=None):
-        self.documents = list(documents)
-        self.name = name
-        self.post = list(post or [])
-        self.name_answer = name_answer
-        self.calls = []
-
-    def request(self, method, url, headers, data, timeout, max_bytes):
-        parts = urllib.parse.urlsplit(url)
-        query = dict(urllib.parse.parse_qsl(parts.query))
-        self.calls.append({"method": method, "path": parts.path, "query": query, "timeout": timeout,
-                           "body": json.loads(data) if data else None, "headers": dict(headers)})
-        if parts.path == "/metadata/instance/compute/name":
-            if self.name_answer is not None:
-                return self._send(self.name_answer)
-            return HttpResponse(200, {}, self.name.encode())
-        assert parts.path == "/metadata/scheduledevents", url
-        if method == "POST":
-            return self._send(self.post.pop(0) if self.post else HttpResponse(200, {}, b""))
-        answer = self.documents.pop(0) if len(self.documents) > 1 else self.documents[0]
-        return self._send(answer)
-
-    @staticmethod
-    def _send(answer):
-        if isinstance(answer, Exception):
-            raise answer
-        if isinstance(answer, HttpResponse):
-            return answer
-        return HttpResponse(200, {"content-type": "application/json"}, json.dumps(answer).encode())
-
-    def of(self, method, path="/metadata/scheduledevents"):
-        return [c for c in self.calls if c["method"] == method and c["path"] == path]
-
-
-class FakeTime:
-    def __init__(self):
-        self.elapsed = 0.0
-        self.sleeps = []
-
-    def monotonic(self):
-        return 5000.0 + self.elapsed
-
-    def time(self):
-        return EPOCH + self.elapsed
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.elapsed += seconds
+    return ScriptedTransport(routes={
+        "/metadata/instance/compute/name": [name_answer if name_answer is not None else HttpResponse(200, {}, name.encode())],
+        f"GET {EVENTS}": list(documents),
+        f"POST {EVENTS}": [*(post or []), HttpResponse(200, {}, b"")],
+    })
 
 
 @pytest.fixture
 def clock(monkeypatch):
-    fake = FakeTime()
-    monkeypatch.setattr(time, "monotonic", fake.monotonic)
-    monkeypatch.setattr(time, "time", fake.time)
-    monkeypatch.setattr(time, "sleep", fake.sleep)
-    return fake
+    return FakeClock(start=5000.0, wall=EPOCH).install(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -122,8 +77,8 @@ def run(monkeypatch, args, imds, *, dmi=None):
 # -- listing ----------------------------------------------------------------------------------
 
 def test_lists_events_for_this_vm(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A", "Freeze", duration=None), ev("B", resources=["vm2"]),
-                         ev("C", "Redeploy", resources=["VM1", "vm3"], in_seconds=-30), incarnation=4)])
+    imds = imds_of_vm([doc(ev("A", "Freeze", duration=None), ev("B", resources=["vm2"]),
+                           ev("C", "Redeploy", resources=["VM1", "vm3"], in_seconds=-30), incarnation=4)])
     result = run(monkeypatch, {}, imds)
     assert not result["failed"] and result["changed"] is False
     assert [e["event_id"] for e in result["events"]] == ["A", "C"]
@@ -137,7 +92,7 @@ def test_lists_events_for_this_vm(monkeypatch, clock):
 
 
 def test_requests_made_for_a_listing(monkeypatch, clock):
-    imds = FakeImds([doc()])
+    imds = imds_of_vm([doc()])
     run(monkeypatch, {}, imds)
     name, events = imds.calls
     assert name["path"] == "/metadata/instance/compute/name" and name["query"]["format"] == "text"
@@ -148,26 +103,26 @@ def test_requests_made_for_a_listing(monkeypatch, clock):
 
 
 def test_vm_name_given_skips_the_lookup(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A", resources=["other"]))])
+    imds = imds_of_vm([doc(ev("A", resources=["other"]))])
     result = run(monkeypatch, {"vm_name": "Other"}, imds)
     assert [c["path"] for c in imds.calls] == ["/metadata/scheduledevents"]
     assert [e["event_id"] for e in result["events"]] == ["A"] and result["vm_name"] == "Other"
 
 
 def test_all_vms(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A"), ev("B", resources=["vm2"]))])
+    imds = imds_of_vm([doc(ev("A"), ev("B", resources=["vm2"]))])
     result = run(monkeypatch, {"this_vm_only": False}, imds)
     assert [(e["event_id"], e["for_this_vm"]) for e in result["events"]] == [("A", True), ("B", False)]
     assert result["msg"].startswith("2 scheduled events for any VM")
 
 
 def test_no_events(monkeypatch, clock):
-    result = run(monkeypatch, {}, FakeImds([doc()]))
+    result = run(monkeypatch, {}, imds_of_vm([doc()]))
     assert result["events"] == [] and result["msg"] == "0 scheduled events for vm1 (0 in the document, incarnation 1)."
 
 
 def test_pinned_old_version(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A"))])
+    imds = imds_of_vm([doc(ev("A"))])
     result = run(monkeypatch, {"api_version": "2017-08-01", "first_call_timeout": 30}, imds)
     assert imds.calls[-1]["query"]["api-version"] == "2017-08-01" and result["api_version"] == "2017-08-01"
     assert imds.calls[-1]["timeout"] == 30.0
@@ -176,14 +131,14 @@ def test_pinned_old_version(monkeypatch, clock):
 def test_refused_version_is_negotiated_among_events_versions(monkeypatch, clock):
     refused = HttpResponse(400, {}, json.dumps({"error": "Bad request. api-version is invalid",
                                                 "newest-versions": ["2019-08-01", "2019-04-01", "2019-01-01"]}).encode())
-    imds = FakeImds([refused, doc()])
+    imds = imds_of_vm([refused, doc()])
     result = run(monkeypatch, {}, imds)
-    assert [c["query"]["api-version"] for c in imds.of("GET")] == ["2020-07-01", "2019-08-01"]
+    assert [c["query"]["api-version"] for c in imds.of("GET", EVENTS)] == ["2020-07-01", "2019-08-01"]
     assert result["api_version"] == "2019-08-01" and not result["failed"]
 
 
 def test_first_call_timeout_is_never_below_timeout(monkeypatch, clock):
-    imds = FakeImds([doc()])
+    imds = imds_of_vm([doc()])
     run(monkeypatch, {"timeout": 20, "first_call_timeout": 10}, imds)
     assert imds.calls[-1]["timeout"] == 20.0
 
@@ -194,9 +149,9 @@ def test_approve_all_for_this_vm(monkeypatch, clock):
     before = doc(ev("A"), ev("B", resources=["vm2"]), ev("C", status="Started"), ev("D", "Freeze"), incarnation=2)
     after = doc(ev("A", status="Started"), ev("B", resources=["vm2"]), ev("C", status="Started"),
                 ev("D", "Freeze", status="Started"), incarnation=3)
-    imds = FakeImds([before, after])
+    imds = imds_of_vm([before, after])
     result = run(monkeypatch, {"approve": "all_for_this_vm"}, imds)
-    (post,) = imds.of("POST")
+    (post,) = imds.of("POST", EVENTS)
     assert post["body"] == {"StartRequests": [{"EventId": "A"}, {"EventId": "D"}]}
     assert post["headers"]["Content-Type"] == "application/json" and post["query"] == {"api-version": "2020-07-01"}
     assert result["changed"] is True and result["approved"] == ["A", "D"]
@@ -207,9 +162,9 @@ def test_approve_all_for_this_vm(monkeypatch, clock):
 
 
 def test_approve_ids(monkeypatch, clock):
-    imds = FakeImds([doc(ev("AAA"), ev("BBB", resources=["vm2"]), ev("CCC", status="Started"))])
+    imds = imds_of_vm([doc(ev("AAA"), ev("BBB", resources=["vm2"]), ev("CCC", status="Started"))])
     result = run(monkeypatch, {"approve": ["bbb", "CCC", "gone"]}, imds)
-    (post,) = imds.of("POST")
+    (post,) = imds.of("POST", EVENTS)
     assert post["body"] == {"StartRequests": [{"EventId": "BBB"}]}  # another VM's event, named explicitly
     assert result["approved"] == ["BBB"] and result["already_started"] == ["CCC"] and result["not_found"] == ["gone"]
     assert result["changed"] is True and not result["failed"]
@@ -217,37 +172,37 @@ def test_approve_ids(monkeypatch, clock):
 
 
 def test_approving_a_vanished_event_is_not_an_error(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A"))])
+    imds = imds_of_vm([doc(ev("A"))])
     result = run(monkeypatch, {"approve": ["old-event"]}, imds)
-    assert imds.of("POST") == []
+    assert imds.of("POST", EVENTS) == []
     assert not result["failed"] and result["changed"] is False
     assert result["approved"] == [] and result["not_found"] == ["old-event"]
     assert result["msg"].startswith("Nothing to approve (not (or no longer) listed")
 
 
 def test_approve_nothing_scheduled(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A", resources=["vm2"]), ev("B", status="Started"))])
+    imds = imds_of_vm([doc(ev("A", resources=["vm2"]), ev("B", status="Started"))])
     result = run(monkeypatch, {"approve": ["all_for_this_vm"]}, imds)
-    assert imds.of("POST") == [] and result["changed"] is False and result["msg"] == "Nothing to approve."
+    assert imds.of("POST", EVENTS) == [] and result["changed"] is False and result["msg"] == "Nothing to approve."
 
 
 def test_approve_empty_list(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A"))])
+    imds = imds_of_vm([doc(ev("A"))])
     result = run(monkeypatch, {"approve": []}, imds)
-    assert imds.of("POST") == [] and result["changed"] is False
+    assert imds.of("POST", EVENTS) == [] and result["changed"] is False
 
 
 def test_check_mode_approves_nothing(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A"), ev("B", "Freeze"))])
+    imds = imds_of_vm([doc(ev("A"), ev("B", "Freeze"))])
     result = run(monkeypatch, {"approve": "all_for_this_vm", "_ansible_check_mode": True}, imds)
-    assert imds.of("POST") == [] and len(imds.of("GET")) == 1
+    assert imds.of("POST", EVENTS) == [] and len(imds.of("GET", EVENTS)) == 1
     assert result["approved"] == [] and result["would_approve"] == ["A", "B"]
     assert result["changed"] is True  # what the run would do, as check mode reports it
     assert result["msg"] == "Would approve A (Reboot), B (Freeze)."
 
 
 def test_check_mode_with_nothing_to_approve(monkeypatch, clock):
-    imds = FakeImds([doc()])
+    imds = imds_of_vm([doc()])
     result = run(monkeypatch, {"approve": ["x"], "_ansible_check_mode": True}, imds)
     assert result["changed"] is False and result["would_approve"] == [] and result["not_found"] == ["x"]
 
@@ -258,10 +213,10 @@ def test_event_vanishing_between_read_and_approval(monkeypatch, clock):
     later = doc(ev("B"), incarnation=2)
     done = doc(ev("B", status="Started"), incarnation=3)
     refused = HttpResponse(400, {}, json.dumps({"error": "Bad request"}).encode())
-    imds = FakeImds([first, later, done], post=[refused, HttpResponse(200, {}, b"")])
+    imds = imds_of_vm([first, later, done], post=[refused, HttpResponse(200, {}, b"")])
     result = run(monkeypatch, {"approve": "all_for_this_vm"}, imds)
-    assert [p["body"]["StartRequests"] for p in imds.of("POST")] == [[{"EventId": "A"}, {"EventId": "B"}],
-                                                                     [{"EventId": "B"}]]
+    assert [p["body"]["StartRequests"] for p in imds.of("POST", EVENTS)] == [[{"EventId": "A"}, {"EventId": "B"}],
+                                                                             [{"EventId": "B"}]]
     assert not result["failed"] and result["changed"] is True
     assert result["approved"] == ["B"] and result["not_found"] == ["A"]
     assert "started or ended meanwhile: A" in result["msg"]
@@ -269,16 +224,16 @@ def test_event_vanishing_between_read_and_approval(monkeypatch, clock):
 
 def test_refused_approval_of_existing_events_fails(monkeypatch, clock):
     refused = HttpResponse(400, {}, json.dumps({"error": "Bad request. The body needs a StartRequests list"}).encode())
-    imds = FakeImds([doc(ev("A"))], post=[refused])
+    imds = imds_of_vm([doc(ev("A"))], post=[refused])
     result = run(monkeypatch, {"approve": ["A"]}, imds)
     assert result["failed"] and "IMDS answered 400" in result["msg"] and "StartRequests" in result["msg"]
     assert result["status"] == 400 and result["approved"] == []
 
 
 def test_approval_server_error_is_retried(monkeypatch, clock):
-    imds = FakeImds([doc(ev("A"))], post=[HttpResponse(500, {"retry-after": "0"}, b""), HttpResponse(200, {}, b"{}")])
+    imds = imds_of_vm([doc(ev("A"))], post=[HttpResponse(500, {"retry-after": "0"}, b""), HttpResponse(200, {}, b"{}")])
     result = run(monkeypatch, {"approve": ["A"]}, imds)
-    assert len(imds.of("POST")) == 2 and result["approved"] == ["A"]
+    assert len(imds.of("POST", EVENTS)) == 2 and result["approved"] == ["A"]
 
 
 # -- waiting ----------------------------------------------------------------------------------
@@ -287,42 +242,42 @@ def test_wait_until_an_event_appears(monkeypatch, clock):
     other = doc(ev("X", resources=["vm2"]))
     unwanted = doc(ev("X", resources=["vm2"]), ev("P", "Preempt"), incarnation=2)
     wanted = doc(ev("X", resources=["vm2"]), ev("P", "Preempt"), ev("R", "Redeploy"), incarnation=3)
-    imds = FakeImds([other, other, unwanted, wanted])
+    imds = imds_of_vm([other, other, unwanted, wanted])
     result = run(monkeypatch, {"wait_for": ["Reboot", "Redeploy", "Freeze"], "poll_interval": 1.5}, imds)
     assert not result["failed"] and result["changed"] is False and result["timed_out"] is False
     assert [e["event_id"] for e in result["matched"]] == ["R"]
     assert [e["event_id"] for e in result["events"]] == ["P", "R"]
-    assert len(imds.of("GET")) == 4 and clock.sleeps == [1.5, 1.5, 1.5]
+    assert len(imds.of("GET", EVENTS)) == 4 and clock.sleeps == [1.5, 1.5, 1.5]
     assert result["waited_seconds"] == 4.5
     assert result["msg"] == "Found R (Redeploy) for vm1 after 4.5 s."
-    assert [c["timeout"] for c in imds.of("GET")] == [120.0, 5.0, 5.0, 5.0]  # only the first may be slow
+    assert [c["timeout"] for c in imds.of("GET", EVENTS)] == [120.0, 5.0, 5.0, 5.0]  # only the first may be slow
 
 
 def test_wait_finds_an_event_at_once(monkeypatch, clock):
-    imds = FakeImds([doc(ev("F", "Freeze", status="Started"))])
+    imds = imds_of_vm([doc(ev("F", "Freeze", status="Started"))])
     result = run(monkeypatch, {"wait_for": ["Freeze"]}, imds)
     assert result["timed_out"] is False and result["waited_seconds"] == 0 and clock.sleeps == []
     assert result["matched"][0]["event_status"] == "Started"
 
 
 def test_wait_times_out_without_failing(monkeypatch, clock):
-    imds = FakeImds([doc(ev("X", resources=["vm2"]))])
+    imds = imds_of_vm([doc(ev("X", resources=["vm2"]))])
     result = run(monkeypatch, {"wait_for": ["Reboot"], "wait_timeout": 5, "poll_interval": 2}, imds)
     assert not result["failed"] and result["timed_out"] is True and result["matched"] == []
-    assert clock.sleeps == [2, 2, 1] and len(imds.of("GET")) == 4
+    assert clock.sleeps == [2, 2, 1] and len(imds.of("GET", EVENTS)) == 4
     assert result["msg"] == "No Reboot event for vm1 appeared within 5 s."
 
 
 def test_wait_for_any_vm(monkeypatch, clock):
-    imds = FakeImds([doc(ev("X", "Terminate", resources=["vm2"]))])
+    imds = imds_of_vm([doc(ev("X", "Terminate", resources=["vm2"]))])
     result = run(monkeypatch, {"wait_for": ["Terminate"], "this_vm_only": False}, imds)
     assert result["timed_out"] is False and [e["event_id"] for e in result["matched"]] == ["X"]
 
 
 def test_wait_polls_through_a_throttled_answer(monkeypatch, clock):
-    imds = FakeImds([doc(), HttpResponse(429, {"retry-after": "0"}, b""), doc(ev("R"))])
+    imds = imds_of_vm([doc(), HttpResponse(429, {"retry-after": "0"}, b""), doc(ev("R"))])
     result = run(monkeypatch, {"wait_for": ["Reboot"], "poll_interval": 1}, imds)
-    assert result["timed_out"] is False and len(imds.of("GET")) == 3
+    assert result["timed_out"] is False and len(imds.of("GET", EVENTS)) == 3
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -352,30 +307,30 @@ def test_wait_polls_through_a_throttled_answer(monkeypatch, clock):
     ({"endpoint": "169.254.169.254"}, "not an http:// URL"),
 ])
 def test_bad_options_fail_before_any_request(monkeypatch, args, needle):
-    imds = FakeImds([doc()])
+    imds = imds_of_vm([doc()])
     result = run(monkeypatch, args, imds)
     assert result["failed"] and needle in result["msg"] and imds.calls == []
 
 
 def test_group_api_version_hint(monkeypatch):
-    result = run(monkeypatch, {"api_version": "2021-02-01"}, FakeImds([doc()]))
+    result = run(monkeypatch, {"api_version": "2021-02-01"}, imds_of_vm([doc()]))
     assert "module_defaults" in result["msg"] and "imds.azure.metadata_facts" in result["msg"]
 
 
 def test_not_azure_by_dmi_fails_without_a_request(monkeypatch):
-    imds = FakeImds([doc()])
+    imds = imds_of_vm([doc()])
     result = run(monkeypatch, {"endpoint": "http://169.254.169.254"}, imds,
                  dmi=Evidence(False, "the DMI chassis asset tag in /x is 'Default string', not Azure's"))
     assert result["failed"] and "does not look like an Azure VM" in result["msg"] and imds.calls == []
 
 
 def test_dmi_is_not_read_for_an_explicit_endpoint(monkeypatch, clock):
-    result = run(monkeypatch, {}, FakeImds([doc()]), dmi=Evidence(False, "not Azure"))
+    result = run(monkeypatch, {}, imds_of_vm([doc()]), dmi=Evidence(False, "not Azure"))
     assert not result["failed"]
 
 
 def test_unreachable_default_endpoint_names_route_role(monkeypatch, clock):
-    imds = FakeImds([doc()], name_answer=TransportError("timeout", "timed out"))
+    imds = imds_of_vm([doc()], name_answer=TransportError("timeout", "timed out"))
     result = run(monkeypatch, {"endpoint": "http://169.254.169.254"}, imds, dmi=Evidence(True, "Azure's tag"))
     assert result["failed"] and "imds.azure.route" in result["msg"]
     assert len(imds.calls) == 1 and imds.calls[0]["timeout"] == 5.0  # the name lookup, never the slow call
@@ -384,7 +339,7 @@ def test_unreachable_default_endpoint_names_route_role(monkeypatch, clock):
 @pytest.mark.parametrize("vm_name", [None, "vm1"])
 def test_no_answer_where_dmi_cannot_tell_is_not_azure_after_the_probe(monkeypatch, clock, vm_name):
     """In a container off Azure, the first request waits probe_timeout, never first_call_timeout."""
-    imds = FakeImds([doc()], name_answer=TransportError("timeout", "timed out"))
+    imds = imds_of_vm([doc()], name_answer=TransportError("timeout", "timed out"))
     args = {"endpoint": "http://169.254.169.254", "probe_timeout": 2.5, **({"vm_name": vm_name} if vm_name else {})}
     result = run(monkeypatch, args, imds)
     assert result["failed"] and "does not look like an Azure VM" in result["msg"] and "imds.azure.route" in result["msg"]
@@ -392,7 +347,7 @@ def test_no_answer_where_dmi_cannot_tell_is_not_azure_after_the_probe(monkeypatc
 
 
 def test_events_endpoint_error(monkeypatch, clock):
-    imds = FakeImds([HttpResponse(404, {}, json.dumps({"error": "Not found"}).encode())])
+    imds = imds_of_vm([HttpResponse(404, {}, json.dumps({"error": "Not found"}).encode())])
     result = run(monkeypatch, {"vm_name": "vm1"}, imds)
     assert result["failed"] and "IMDS answered 404" in result["msg"] and "/metadata/scheduledevents" in result["msg"]
     assert result["url"].startswith(f"{EMULATOR}/metadata/scheduledevents?api-version=2020-07-01")
@@ -405,18 +360,18 @@ def test_events_endpoint_error(monkeypatch, clock):
     (b'{"DocumentIncarnation": 1, "Events": [{"EventType": "Reboot"}]}', "event 0 has no EventId"),
 ])
 def test_not_an_events_document(monkeypatch, clock, body, needle):
-    result = run(monkeypatch, {}, FakeImds([HttpResponse(200, {}, body)]))
+    result = run(monkeypatch, {}, imds_of_vm([HttpResponse(200, {}, body)]))
     assert result["failed"] and "not a scheduled-events document" in result["msg"] and needle in result["msg"]
     assert "Traceback" not in result["msg"]
 
 
 def test_empty_compute_name(monkeypatch, clock):
-    result = run(monkeypatch, {}, FakeImds([doc()], name=" \n"))
+    result = run(monkeypatch, {}, imds_of_vm([doc()], name=" \n"))
     assert result["failed"] and "empty compute name; set vm_name" in result["msg"]
 
 
 def test_unreadable_not_before_becomes_a_warning(monkeypatch, clock):
-    result = run(monkeypatch, {}, FakeImds([doc(dict(ev("A"), NotBefore="soon"))]))
+    result = run(monkeypatch, {}, imds_of_vm([doc(dict(ev("A"), NotBefore="soon"))]))
     assert not result["failed"] and result["events"][0]["not_before_utc"] is None
     assert len(result["warnings"]) == 1 and "'soon' is not a date" in result["warnings"][0]
 

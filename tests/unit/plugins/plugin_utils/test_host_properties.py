@@ -9,8 +9,8 @@ from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import (
     SSH_PLUGINS, connection_of, controller_verdict, is_loopback, plugin_name)
 from ansible_collections.imds.azure.plugins.plugin_utils._paths import (
     PathError, PathNotFound, parse_path, text_of, walk)
-from tests.utils.properties import assert_one_line, bounded
-from tests.utils.strategies import hostile_text, hostile_values, host_variables
+from ansible_collections.imds.azure.tests.utils.properties import assert_one_line, bounded
+from ansible_collections.imds.azure.tests.utils.strategies import hostile_text, hostile_values, host_variables
 
 pytestmark = pytest.mark.property
 

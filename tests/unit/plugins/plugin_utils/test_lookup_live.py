@@ -14,20 +14,10 @@ from ansible_collections.imds.azure.plugins.module_utils._client import ImdsErro
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_live import (
     InstanceCache, LiveSettings, redact_user_data)
 from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure
+from ansible_collections.imds.azure.tests.utils.clock import FakeClock
 
 SETTINGS = LiveSettings("http://imds.test", None, 5.0, 70.0)
 DOC = {"compute": {"vmId": "a", "userData": "c2VjcmV0"}, "network": {"interface": []}}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 500.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def answer(document=None, version="2025-04-07"):
@@ -55,7 +45,7 @@ def test_redact_user_data_keeps_the_key_and_its_place():
 
 
 def test_ttl(tmp_path):
-    clock = Clock()
+    clock = FakeClock(start=500.0)
     cache = InstanceCache(str(tmp_path), ttl=60, lock_wait=1, clock=clock, sleep=clock.sleep)
     fetch = Fetches()
     cache.get(SETTINGS, fetch)
@@ -69,7 +59,7 @@ def test_ttl(tmp_path):
 
 
 def test_an_entry_from_the_future_is_stale(tmp_path):
-    clock = Clock()
+    clock = FakeClock(start=500.0)
     cache = InstanceCache(str(tmp_path), ttl=60, lock_wait=1, clock=clock, sleep=clock.sleep)
     fetch = Fetches()
     cache.get(SETTINGS, fetch)

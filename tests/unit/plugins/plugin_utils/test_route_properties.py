@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.imds.azure.plugins.filter.route import route_plan_linux, route_plan_windows
-from tests.utils.properties import assert_one_line, bounded
-from tests.utils.strategies import hostile_values, ip_addr_outputs, ip_route_outputs, route_print_texts
+from ansible_collections.imds.azure.tests.utils.properties import assert_one_line, bounded
+from ansible_collections.imds.azure.tests.utils.strategies import hostile_values, ip_addr_outputs, ip_route_outputs, route_print_texts
 
 pytestmark = pytest.mark.property
 

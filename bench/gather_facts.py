@@ -149,7 +149,7 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
     with EmulatorProcess(workdir) as emulator:
         timings = run_playbook(workdir / "run", playbook(workdir, emulator.url, rounds, subset))
         requests = len(emulator.imds_requests())
-        cpu = {kind: [] for kind in CPU_KINDS}
+        cpu: dict[str, list[float]] = {kind: [] for kind in CPU_KINDS}
         for index in range(cpu_rounds):
             base = run_playbook(workdir / f"cpu-{index}-none", cpu_playbook(workdir, emulator.url, None, plays, subset))
             for kind in CPU_KINDS if index % 2 == 0 else tuple(reversed(CPU_KINDS)):

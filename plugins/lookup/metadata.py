@@ -383,7 +383,7 @@ class LookupModule(LookupBase):
         hostvars = variables.get("hostvars")
         if name == current and not (variables.get("ansible_delegated_vars") and hostvars and name in hostvars):
             host_vars: t.Any = variables
-        elif name == current:
+        elif name == current and hostvars is not None:
             # delegate_to: the task's connection variables (ansible_ssh_host, ansible_port...) were filled in
             # for the delegated host; the host's own are in hostvars
             host_vars = hostvars[name]
@@ -406,7 +406,7 @@ class LookupModule(LookupBase):
                                      f"({printable(str(exc), 200)}).") from None
         if explicit is not None:
             return explicit_verdict(explicit)
-        default_connection = context.CLIARGS.get("connection") or C.DEFAULT_TRANSPORT
+        default_connection = context.CLIARGS.get("connection") or getattr(C, "DEFAULT_TRANSPORT", "ssh")
         try:
             connection = connection_of(name, host_vars, default_connection, self._template)
         except (ValueError, AnsibleError) as exc:

@@ -189,9 +189,9 @@ def _resolve(host: str, port: int, deadline: float) -> list[tuple[t.Any, ...]]:
 class _Response(http.client.HTTPResponse):
     """An answer whose interim 1xx responses (102, 103...) are skipped like 100 Continue."""
 
-    def _read_status(self) -> tuple[str, int, str]:  # type: ignore[override]
+    def _read_status(self) -> tuple[str, int, str]:
         for _interim in range(MAX_INTERIM + 1):
-            version, status, reason = super()._read_status()
+            version, status, reason = super()._read_status()  # type: ignore[misc]  # private, not in typeshed
             if not 100 <= status < 200 or status == 101:
                 return version, status, reason
             _skip_headers(self.fp)

@@ -98,7 +98,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ansible_collections.imds.azure.plugins.module_utils._text import printable, whole_number
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS, Field, field_expected, field_since
@@ -166,7 +166,10 @@ def _tree(fields: tuple[Field, ...], top: str) -> _Node:
         node = root
         for segment in parents:
             if segment.endswith("[]"):
-                node = node.children[_KNOWN_SNAKE[segment[:-2]]].item
+                item = node.children[_KNOWN_SNAKE[segment[:-2]]].item
+                if item is None:  # the field table lists a list's items only after the list
+                    raise ValueError(f"{field.path}: {segment} is not a list in the field table")
+                node = item
             else:
                 node = node.children[_KNOWN_SNAKE[segment]]
         node.children[_KNOWN_SNAKE[last]] = _Node(field.kind)
@@ -291,9 +294,10 @@ def _known(value: object, node: _Node) -> object:
     if kind == "object":
         return _object(value, node.children) if isinstance(value, dict) else None
     if kind == "list":
-        if not isinstance(value, list):
+        item_node = node.item
+        if not isinstance(value, list) or item_node is None:
             return None
-        return [_known(item, node.item) for item in value]
+        return [_known(item, item_node) for item in value]
     if isinstance(value, (dict, list)):
         return None
     if kind == "int":
@@ -427,7 +431,7 @@ def _ipv4_address(private: str | None, public: str | None) -> dict[str, str | No
     return {"private": private, "public": public, "public_source": SOURCE_INSTANCE if public is not None else None}
 
 
-def _interface(nic: dict) -> dict[str, object]:
+def _interface(nic: dict) -> dict[str, Any]:
     ipv4 = nic.get("ipv4")
     ipv6 = nic.get("ipv6")
     return {
@@ -445,7 +449,7 @@ def _interface(nic: dict) -> dict[str, object]:
     }
 
 
-def _interfaces(network: dict) -> list[dict[str, object]]:
+def _interfaces(network: dict) -> list[dict[str, Any]]:
     nics = network.get("interface")
     if nics is None or nics == "":
         return []
@@ -547,7 +551,7 @@ def _address_key(text: object) -> str | None:
         return text
 
 
-def _merge_public(interfaces: list[dict[str, object]], load_balancer: dict | None) -> list[dict[str, object]]:
+def _merge_public(interfaces: list[dict[str, Any]], load_balancer: dict | None) -> list[dict[str, Any]]:
     """Give interface addresses without a public one the load balancer's; return every public address.
 
     Each address of the load balancer's publicIpAddresses that is public goes to every
@@ -569,9 +573,9 @@ def _merge_public(interfaces: list[dict[str, object]], load_balancer: dict | Non
         key = _address_key(item["private"])
         if item["family"] == "ipv4" and key is not None:
             by_private.setdefault(key, item["address"])
-    every: list[dict[str, object]] = []
+    every: list[dict[str, Any]] = []
     for nic in interfaces:
-        for address in nic["ipv4_addresses"]:  # type: ignore[union-attr]
+        for address in nic["ipv4_addresses"]:
             if address["public"] is None and by_private:
                 found = by_private.get(_address_key(address["private"]))  # type: ignore[arg-type]
                 if found is not None:
@@ -685,7 +689,7 @@ def normalize(document: object, api_version: str, include_user_data: bool = Fals
     return merge_load_balancer(facts, load_balancer)
 
 
-def merge_load_balancer(facts: dict[str, object], load_balancer: LoadBalancer) -> dict[str, object]:
+def merge_load_balancer(facts: dict[str, Any], load_balancer: LoadBalancer) -> dict[str, Any]:
     """Return ``facts`` (from ``normalize()``) with the public address and load balancer facts
     for what the gather learnt of ``/metadata/loadbalancer``: a new dict; ``facts`` is not changed.
 
@@ -698,8 +702,8 @@ def merge_load_balancer(facts: dict[str, object], load_balancer: LoadBalancer) -
     interfaces = [
         {**nic, "ipv4_addresses": [_ipv4_address(a["private"], a["public"] if a["public_source"] == SOURCE_INSTANCE
                                                  else None)
-                                   for a in nic["ipv4_addresses"]]}  # type: ignore[union-attr]
-        for nic in facts.get("ansible_azure_interfaces") or []  # type: ignore[union-attr]
+                                   for a in nic["ipv4_addresses"]]}
+        for nic in facts.get("ansible_azure_interfaces") or []
     ]
     public = _merge_public(interfaces, lb_facts)
     public_ipv4 = [item for item in public if item["family"] == "ipv4"]

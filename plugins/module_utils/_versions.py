@@ -107,6 +107,8 @@ def newest_common(offered: Iterable[str] | None) -> str | None:
     """
     if isinstance(offered, str):
         offered = (offered,)
+    if offered is None:
+        return None
     try:
         candidates = [version for version in offered if isinstance(version, str) and version in _KNOWN]
     except TypeError:

@@ -363,7 +363,8 @@ def _ipv6_default(entry: t.Mapping[str, t.Any]) -> bool:
     ``ip`` prints ``pref`` for IPv6 routes only, and an IPv6 route's gateways are IPv6
     addresses (an IPv4 route with an IPv6 next hop names it in ``via`` instead).
     """
-    hops = entry.get("nexthops") if isinstance(entry.get("nexthops"), list) else []
+    nexthops = entry.get("nexthops")
+    hops: list[t.Any] = nexthops if isinstance(nexthops, list) else []
     gateways = [entry.get("gateway")] + [hop.get("gateway") for hop in hops if isinstance(hop, dict)]
     return "pref" in entry or any(isinstance(gateway, str) and ":" in gateway for gateway in gateways)
 
@@ -482,7 +483,7 @@ def default_route(routes: list[Route], interface: str | None, warnings: list[str
     best = min(r.metric for r in defaults)
     winners = [r for r in defaults if r.metric == best]
     chosen = winners[0]
-    others = sorted({r.interface for r in winners if r.interface != chosen.interface} - {None})
+    others = sorted({r.interface for r in winners if r.interface is not None and r.interface != chosen.interface})
     if others:
         warnings.append(
             f"{len(winners)} default routes share the lowest metric {best}; the one listed first "
@@ -644,11 +645,10 @@ def plan_windows(route_print: t.Any, *, state: str = "present", metric: t.Any = 
         if not persisted and existing:
             warnings.append("left alone (active but not persistent, so not added by this role): "
                             + "; ".join(r.describe() for r in existing))
-        remove = [p.as_dict() for p in persisted]
         reason = (f"removing the persistent route(s) for {IMDS_NETWORK}" if persisted
                   else f"no persistent route for {IMDS_NETWORK} exists")
-        commands = ["route delete 169.254.169.254 mask 255.255.255.255"] if persisted else []
-        return Plan("windows", state, None, current, False, existing, None, remove, commands, reason, warnings)
+        return Plan("windows", state, None, current, False, existing, None, [p.as_dict() for p in persisted],
+                    ["route delete 169.254.169.254 mask 255.255.255.255"] if persisted else [], reason, warnings)
 
     if interface:
         try:

@@ -104,17 +104,18 @@ def response_from(result: t.Mapping[str, t.Any], max_bytes: int, seconds: int = 
             raise TransportError("protocol", "the answer carried a header that win_uri reports in place of the "
                                              "status (status_code)")
         raise WinUriError(f"{WIN_URI} returned no status and content: {_shown(result)}")
+    code: int = result["status_code"]  # an int: `answered` says so
     content = result["content"]
     body = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else b""
     if len(body) > max_bytes:
-        raise TransportError("too_large", f"the response body (status {status}) is larger than {max_bytes} bytes "
+        raise TransportError("too_large", f"the response body (status {code}) is larger than {max_bytes} bytes "
                                           "(win_uri read it whole on the host)")
     headers = _headers(result)
-    if 200 <= status < 300 and "\ufffd" in content and headers.get("content-encoding", "identity") in ("", "identity"):
+    if 200 <= code < 300 and "\ufffd" in content and headers.get("content-encoding", "identity") in ("", "identity"):
         from ansible_collections.imds.azure.plugins.module_utils._client import BodyError
 
         raise BodyError("not_utf8", f"win_uri replaced bytes with U+FFFD at character {content.index(chr(0xFFFD))}")
-    return HttpResponse(status, headers, body)
+    return HttpResponse(code, headers, body)
 
 
 def _headers(result: t.Mapping[str, t.Any]) -> dict[str, str]:

@@ -5,6 +5,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,7 +85,7 @@ def test_start_use_start_again_and_stop(playbook, tmp_path):
     assert started["name"] == "batch-spot-07"
     assert started["faults"] == {"versions": ["2021-02-01", "2023-07-01"]}
     assert (state / "default.pid").is_file() and oct(state.stat().st_mode & 0o777) == "0o700"
-    logged = [json.loads(line) for line in open(started["log"], encoding="utf-8")]
+    logged = [json.loads(line) for line in Path(started["log"]).read_text(encoding="utf-8").splitlines()]
     assert {entry["path"] for entry in logged} == {"/metadata/instance"} and logged[-1]["status"] == 200
     assert status(first, "Start the emulator in the background") == "changed"
 

@@ -160,7 +160,7 @@ class Connection(ConnectionBase):
         self._shell_type = "powershell"
         super().__init__(*args, **kwargs)
 
-    def _connect(self) -> "Connection":
+    def _connect(self) -> Connection:
         self._connected = True
         return self
 
@@ -416,7 +416,7 @@ class WinUri:
             response = self._send(params, method, data)
         except DotNetError as exc:
             self.result["status_code"] = None
-            raise Fail(f"Unhandled exception occurred when sending web request. Exception: {exc.as_seen_by_win_uri()}")
+            raise Fail(f"Unhandled exception occurred when sending web request. Exception: {exc.as_seen_by_win_uri()}") from None
         finally:
             self.result["elapsed"] = time.monotonic() - start
         self.result["msg"] = response.reason

@@ -198,7 +198,7 @@ def test_until_brings_the_deadline_forward(clock):
     start = clock.now
     with pytest.raises(ImdsError) as exc:
         c.get("/metadata/loadbalancer", until=start + 3)
-    assert 2 <= len(t.calls) and all(call["at"] - start <= 3 for call in t.calls)
+    assert len(t.calls) >= 2 and all(call["at"] - start <= 3 for call in t.calls)
     assert clock.now - start <= 3 + 2
     assert "IMDS answered 503" in str(exc.value) and "Gave up after" in str(exc.value)
 

@@ -385,7 +385,7 @@ def test_run_without_the_option_in_params_asks_for_it(monkeypatch):
     params = {name: spec.get("default") for name, spec in metadata_facts.argument_spec().items()}
     del params["load_balancer"]
     params["endpoint"] = "http://127.0.0.1:1"
-    transport = _Strict(ok(), load_balancer=[ok(LB_DOC)])
+    transport = ScriptedTransport(ok(), strict=True, routes={"/metadata/loadbalancer": [ok(LB_DOC)]})
     result = _gather.run(params, transport)
     assert result["ansible_facts"]["ansible_azure_public_ipv4"] == "20.61.15.200"
     assert len(transport.calls) == 2 and result["warnings"] == []

@@ -387,11 +387,11 @@ def test_messages_escape_what_imds_sends(monkeypatch, clock):
     hostile = [ev(f"A{FORGED}", f"Freeze{FORGED}", resources=[name]),
                ev(f"B{FORGED}", resources=[name], status="Started"),
                dict(ev(f"C{FORGED}", resources=[name]), NotBefore=FORGED)]
-    listed = run(monkeypatch, {}, FakeImds([doc(*hostile)], name=name))
+    listed = run(monkeypatch, {}, imds_of_vm([doc(*hostile)], name=name))
     approved = run(monkeypatch, {"approve": [f"a{FORGED}", f"B{FORGED}", f"gone{FORGED}"]},
-                   FakeImds([doc(*hostile)], name=name))
-    waited = run(monkeypatch, {"wait_for": ["Reboot"]}, FakeImds([doc(*hostile[1:])], name=name))
-    timed_out = run(monkeypatch, {"wait_for": ["Redeploy"], "wait_timeout": 2}, FakeImds([doc()], name=name))
+                   imds_of_vm([doc(*hostile)], name=name))
+    waited = run(monkeypatch, {"wait_for": ["Reboot"]}, imds_of_vm([doc(*hostile[1:])], name=name))
+    timed_out = run(monkeypatch, {"wait_for": ["Redeploy"], "wait_timeout": 2}, imds_of_vm([doc()], name=name))
     for result in (listed, approved, waited, timed_out):
         assert not result["failed"], result["msg"]
         for text in [result["msg"], *result["warnings"]]:
@@ -403,14 +403,14 @@ def test_messages_escape_what_imds_sends(monkeypatch, clock):
 
 def test_a_broken_document_with_escapes_fails_in_one_printable_line(monkeypatch, clock):
     body = json.dumps(doc(ev(f"A{FORGED}"), ev(f"a{FORGED}"))).encode()
-    result = run(monkeypatch, {"vm_name": "vm1"}, FakeImds([HttpResponse(200, {}, body)]))
+    result = run(monkeypatch, {"vm_name": "vm1"}, imds_of_vm([HttpResponse(200, {}, body)]))
     assert result["failed"] and "is listed twice" in result["msg"]
     assert result["msg"].isprintable()
 
 
 @pytest.mark.parametrize("value", ["²", "١٢"])
 def test_foreign_digits_fail_cleanly(monkeypatch, clock, value):
-    result = run(monkeypatch, {"vm_name": "vm1"}, FakeImds([doc(ev("A", DurationInSeconds=value))]))
+    result = run(monkeypatch, {"vm_name": "vm1"}, imds_of_vm([doc(ev("A", DurationInSeconds=value))]))
     assert result["failed"] and "DurationInSeconds" in result["msg"] and "is not a whole number" in result["msg"]
-    result = run(monkeypatch, {"vm_name": "vm1"}, FakeImds([{"DocumentIncarnation": value, "Events": []}]))
+    result = run(monkeypatch, {"vm_name": "vm1"}, imds_of_vm([{"DocumentIncarnation": value, "Events": []}]))
     assert result["failed"] and "DocumentIncarnation" in result["msg"]

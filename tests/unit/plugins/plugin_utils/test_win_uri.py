@@ -53,7 +53,7 @@ def test_the_options_win_uri_gets():
                     "headers": {"Metadata": "true", "Content-Type": "application/json"}, "use_proxy": False,
                     "follow_redirects": "none", "url_timeout": 3, "return_content": True,
                     "status_code": EVERY_STATUS, "body": '{"StartRequests": []}'}
-    assert EVERY_STATUS == list(range(100, 600))
+    assert list(range(100, 600)) == EVERY_STATUS
     assert "body" not in win_uri_args("GET", "http://x", {}, None, 1)
 
 

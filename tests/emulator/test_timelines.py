@@ -109,7 +109,7 @@ def test_the_incarnation_moves_at_each_step_of_a_timeline(client):
     imds.emu.load_timeline({"events": [{"at": 5, "event_type": "Reboot", "not_before_seconds": 5,
                                         "complete_after_seconds": 5}]})
     seen = []
-    for _ in range(4):
+    for _step in range(4):
         seen.append(document(imds)["DocumentIncarnation"])
         imds.emu.advance_clock(5)
     assert seen == [1, 2, 3, 4]

@@ -132,6 +132,8 @@ def instance_and_no_load_balancer(instance):
     def answer(url):
         return NO_LOAD_BALANCER if "/metadata/loadbalancer" in url else instance
     return answer
+
+
 def _emulator_answer(emulator: t.Any, method: str, parts: t.Any, headers: t.Mapping[str, str],
                      data: bytes | None) -> HttpResponse:
     query = dict(parse_qsl(parts.query, keep_blank_values=True))

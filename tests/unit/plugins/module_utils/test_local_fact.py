@@ -40,7 +40,7 @@ def config(**overrides):
 def test_same_facts_as_the_module_without_the_prefix():
     fact = _local_fact.facts(config(ttl=0), transport=ScriptedTransport(instance_and_no_load_balancer(ok(DOC))))
     module = _gather.run({**metadata_facts_defaults(), "endpoint": "http://127.0.0.1:9"},
-                                ScriptedTransport(instance_and_no_load_balancer(ok(DOC))))["ansible_facts"]
+                         ScriptedTransport(instance_and_no_load_balancer(ok(DOC))))["ansible_facts"]
     assert {k: v for k, v in fact.items() if k not in EXTRAS} == {
         name[len("ansible_azure_"):]: value for name, value in module.items()}
     assert fact["failed"] is False and fact["from_cache"] is False and fact["warnings"] == []

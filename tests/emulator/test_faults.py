@@ -291,7 +291,8 @@ def test_every_documented_fault_is_known():
     assert set(FAULT_NAMES) == {
         "status_for_seconds", "status_first_n", "status_always", "every_kth", "rate_limit", "delay", "hang",
         "dribble", "reset", "truncate", "html", "body", "body_size", "redirect", "versions", "error_wording",
-        "loadbalancer"}
+        "loadbalancer", "error_body_size", "framing", "encoding", "interim", "dribble_head", "reason", "status_line",
+        "raw_headers", "reset_after", "mute", "only_path"}
 
 
 def test_set_faults_replaces_all_switches(client):

@@ -113,7 +113,9 @@ class ImdsClient:
         if self._limiter is None:
             from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
 
-            self._limiter = RateLimiter(self.endpoint, clock=self.clock, sleep=self.sleep)
+            # one window per VM's IMDS, however the play spells its address
+            key = _options.DEFAULT_ENDPOINT if self.is_default_endpoint else self.endpoint
+            self._limiter = RateLimiter(key, clock=self.clock, sleep=self.sleep)
         return self._limiter
 
     # -- calls ------------------------------------------------------------------------------

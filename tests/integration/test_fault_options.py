@@ -65,6 +65,12 @@ class Case:
         return self.name
 
 
+def facts_of(result: dict) -> dict:
+    """The facts as a play reads them: ansible_facts['azure_...']."""
+    return {name[len("ansible_"):] if name.startswith("ansible_") else name: value
+            for name, value in (result.get("ansible_facts") or {}).items()}
+
+
 def refused(option: str, value: Any, *words: str) -> Case:
     return Case(f"{option}: {value!r}", {option: value}, False, (option, *words))
 
@@ -100,7 +106,7 @@ CASES = [
         "", "latest", "2021-02-30x", "2021-02-01; rm -rf /", "2021-02-01&x=1", "2021-13-01", "20210201",
         "2021-02-01\u001b[2J")],
     Case("api_version: ' 2021-02-01 ' (spaces)", {"api_version": " 2021-02-01 "}, True, requests=1,
-         check=lambda result: result["ansible_facts"]["azure_api_version"] == "2021-02-01"),
+         check=lambda result: facts_of(result)["azure_api_version"] == "2021-02-01"),
     Case("api_version: 2099-01-01 (a date no IMDS serves)", {"api_version": "2099-01-01"}, False,
          ("pinned api_version 2099-01-01",), requests=1),
     # -- endpoint --------------------------------------------------------------------------------------
@@ -222,7 +228,7 @@ def test_odd_option_value(outcomes, case, request):
     assert "Traceback" not in outcome.output and "module_stderr" not in result, result
     if case.ok:
         assert outcome.status == "ok", msg
-        facts = result["ansible_facts"]
+        facts = facts_of(result)
         if "filter" not in case.options:
             assert facts["azure_vm_id"] == VM_ID and facts["azure_detected"] is True
     else:
@@ -287,7 +293,7 @@ def test_option_values_as_yaml_literals(emulator, playbook):
     results = run.read_json("results.json")
     assert "Traceback" not in run.output
     # a YAML date is the date the user meant: that api-version, pinned
-    assert results["date_version"]["ansible_facts"]["azure_api_version"] == "2021-02-01", results["date_version"]
+    assert facts_of(results["date_version"])["azure_api_version"] == "2021-02-01", results["date_version"]
     assert [r["query"].get("api-version") for r in emu.requests] == ["2021-02-01"]
     for name, words in (("nan_timeout", "timeout must be a finite number"), ("inf_timeout", "timeout must be a finite"),
                         ("minus_inf_retry", "retry_timeout must be a finite"),

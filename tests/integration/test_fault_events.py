@@ -19,9 +19,8 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.integration.faults.matrix import CALLBACKS
+from tests.integration.faults.hosts import play_hosts
 from tests.integration.faults.report import register
-from tests.utils.playbook import run_playbook
 
 ME = "web-linux-01"  # the linux profile's compute name
 VERSION = "2020-07-01"
@@ -187,12 +186,7 @@ def outcomes(tmp_path_factory):
             emulators[case.name] = emu
             hostvars[f"e{number:03d}"] = {"endpoint": emu.url, "vm_name": ME, "api_version": VERSION,
                                           **(case.options or {})}
-        timer = tmp_path / "times.jsonl"
-        cfg = f"forks = 8\ncallback_plugins = {CALLBACKS}\ncallbacks_enabled = fault_timer\n"
-        run = run_playbook(PLAY, tmp_path, extra_vars={"cases": hostvars}, cfg=cfg, timeout=900,
-                           inventory="".join(f"{name} ansible_connection=local\n" for name in hostvars),
-                           env={"FAULT_TIMER_FILE": str(timer)})
-        lines = {line["host"]: line for line in map(json.loads, timer.read_text(encoding="utf-8").splitlines())}
+        run, lines, _log = play_hosts(PLAY, hostvars, tmp_path)
         return {case.name: Outcome(case, lines[f"e{n:03d}"]["status"], lines[f"e{n:03d}"]["seconds"],
                                    lines[f"e{n:03d}"]["result"], emulators[case.name].requests, run.output)
                 for n, case in enumerate(CASES)}

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.integration.faults.matrix import CALLBACKS, profile_document
+from tests.integration.faults.hosts import play_hosts
+from tests.integration.faults.matrix import profile_document
 from tests.integration.faults.report import register
-from tests.utils.playbook import run_playbook
 
 VM_ID = profile_document("linux")["compute"]["vmId"]
 AT_ONCE = 20.0  # a task that fails before any request: worker, Python and AnsiballZ on a loaded runner
@@ -192,12 +192,7 @@ def run_cases(cases: list[Case], tmp_path: Path) -> dict[str, Outcome]:
             options = {"endpoint": emu.url, "timeout": 3, "retry_timeout": 3}
             options.update({k: expand(v, emu.url, hostport, emu.port) for k, v in case.options.items()})
             hostvars[f"o{number:03d}"] = options
-        timer = tmp_path / "times.jsonl"
-        cfg = f"forks = 8\ncallback_plugins = {CALLBACKS}\ncallbacks_enabled = fault_timer\n"
-        run = run_playbook(PLAY, tmp_path, extra_vars={"cases": hostvars}, cfg=cfg, timeout=600,
-                           inventory="".join(f"{name} ansible_connection=local\n" for name in hostvars),
-                           env={"FAULT_TIMER_FILE": str(timer)})
-        lines = {line["host"]: line for line in map(json.loads, timer.read_text(encoding="utf-8").splitlines())}
+        run, lines, _log = play_hosts(PLAY, hostvars, tmp_path)
         outcomes = {}
         for number, case in enumerate(cases):
             line = lines[f"o{number:03d}"]

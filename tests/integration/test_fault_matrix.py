@@ -732,6 +732,59 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
     row["result"] = "pass"
 
 
+# -- 20 forks, live lookups without a cache, IMDS throttling at 5/s: never a 429 ---------
+
+TWENTY_FORKS = """
+- name: Live lookups from 20 forks at once
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Gather
+      imds.azure.metadata_facts:
+        endpoint: "{{ endpoint }}"
+    - name: Live lookups, each one request (cache_ttl=0)
+      ansible.builtin.set_fact:
+        answers: "{{ answers | default([]) + [lookup('imds.azure.metadata', 'compute/vmId', source='live',
+                     cache_ttl=0, endpoint=endpoint)] }}"
+      loop: "{{ range(lookups) | list }}"
+    - name: Save what the host got
+      ansible.builtin.copy:
+        content: "{{ {'facts': ansible_facts['azure_vm_id'], 'lookups': answers} | to_json }}"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
+        mode: "0600"
+"""
+
+
+def test_twenty_forks_of_live_lookups_never_meet_a_429(emulator, playbook, request):
+    """Issue 14, defect 3: with 20 forks of live lookups a sixth request arrived within one second and IMDS
+    answered 429. The emulator plays IMDS's own limit (429 beyond 5 arrivals in any sliding second): it must
+    never have to use it."""
+    emu = emulator(profile="linux", faults={"rate_limit": {"per_second": 5, "retry_after": 1}})
+    hosts, lookups = 20, 3
+    inventory = "".join(f"vm{n:02d} ansible_connection=local\n" for n in range(hosts))
+    run = playbook(TWENTY_FORKS, extra_vars={"endpoint": emu.url, "lookups": lookups}, inventory=inventory,
+                   cfg=f"forks = {hosts}\n", timeout=900)
+    times = sorted(r["time"] for r in emu.requests)
+    codes = [r["status"] for r in emu.requests]
+    expected = hosts * (1 + lookups)
+    row = {"scenario": f"{hosts} forks, module + {lookups} live lookups each (cache_ttl=0), IMDS limit 5/s",
+           "expected": "all answers; no 429; <= 5 arrivals in any 1 s",
+           "observed": f"{len(times)} requests in {times[-1] - times[0]:.1f} s, {codes.count(429)} answered 429, "
+                       f"at most {busiest(times, 0.999)} in any 1 s",
+           "seconds": times[-1] - times[0], "task": run.seconds, "bound": expected / 2.5, "requests": len(times),
+           "result": "FAIL"}
+    register(request.config).add(row)
+    assert run.returncode == 0, run.output[-5000:]
+    assert "Traceback" not in run.output
+    for n in range(hosts):
+        assert run.read_json(f"vm{n:02d}.json") == {"facts": VM_ID, "lookups": [VM_ID] * lookups}
+    assert 429 not in codes, f"{codes.count(429)} requests met IMDS's limit"
+    assert len(times) == expected and set(codes) == {200}
+    assert busiest(times, 0.999) <= 5, times  # the 1 ms: the window file keeps 6 decimals
+    assert times[-1] - times[0] <= row["bound"], "throughput at least half the limit"
+    row["result"] = "pass"
+
+
 # -- a 50 MiB body: refused at 4 MiB, memory bounded ----------------------------------
 
 MEMORY_PROBE = """
@@ -773,5 +826,56 @@ def test_50_mib_body_is_refused_with_bounded_memory(emulator, transport, request
     register(request.config).add(row)
     assert base_outcome == "facts"
     assert outcome == "too_large"
+    assert peak_mib - base_mib < 16, f"{peak_mib - base_mib:.1f} MiB more than for a normal document"
+    row["result"] = "pass"
+
+
+# -- huge error bodies: the module's own peak memory, whatever the status and framing ------
+
+MODULE_MEMORY_PROBE = """
+import resource, subprocess, sys
+done = subprocess.run([sys.executable, "-m", "ansible_collections.imds.azure.plugins.modules.metadata_facts"],
+                      input=sys.argv[1], capture_output=True, text=True, timeout=300)
+print(done.stdout.strip().splitlines()[-1])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("faults", [
+    {"error_body_size": {"status": 503, "size": GIB}},
+    {"error_body_size": {"status": 404, "size": GIB}, "framing": "chunked"},
+    {"error_body_size": {"status": 500, "size": GIB}, "framing": "close"},
+    {"error_body_size": {"status": 429, "size": GIB}, "framing": "chunked", "raw_headers": [["Retry-After", "0"]]},
+    {"body_size": GIB, "framing": "chunked"},
+], ids=["503 1 GiB Content-Length", "404 1 GiB chunked", "500 1 GiB to the connection's end",
+        "429 1 GiB chunked with Retry-After 0", "200 1 GiB chunked"])
+def test_the_module_refuses_a_huge_body_with_bounded_memory(emulator, faults, request):
+    """Issue 14, defect 1: a 1 GiB error body cost the module about 2 GB. The module itself (its main(), as
+    AnsiballZ runs it) now stops at 4 MiB: its peak memory grows by about that, whatever the status and framing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.utils.paths import collections_path
+
+    def probe(url):
+        args = json.dumps({"ANSIBLE_MODULE_ARGS": {"endpoint": url, "timeout": 20, "retry_timeout": 0}})
+        done = subprocess.run([sys.executable, "-c", MODULE_MEMORY_PROBE, args], capture_output=True, text=True,
+                              timeout=600, check=True, env={**os.environ, "PYTHONPATH": str(collections_path())})
+        result, kib = done.stdout.strip().splitlines()
+        return json.loads(result), int(kib) / 1024
+
+    normal = emulator(profile="linux")
+    huge = emulator(profile="linux", faults=faults)
+    base, base_mib = probe(normal.url)
+    result, peak_mib = probe(huge.url)
+    name = request.node.callspec.id
+    row = {"scenario": f"module memory: {name}", "expected": "refused at 4 MiB; peak grows < 16 MiB",
+           "observed": f"{result.get('msg', 'facts')[:160]}; peak {peak_mib:.0f} MiB vs {base_mib:.0f} MiB",
+           "seconds": None, "task": None, "bound": "16 MiB", "requests": len(huge.requests), "result": "FAIL"}
+    register(request.config).add(row)
+    assert "ansible_facts" in base and not base.get("failed")
+    assert result["failed"] and "larger than 4194304 bytes" in result["msg"], result
+    assert len(huge.requests) == 1, "a body too large is not retried"
     assert peak_mib - base_mib < 16, f"{peak_mib - base_mib:.1f} MiB more than for a normal document"
     row["result"] = "pass"

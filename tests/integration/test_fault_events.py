@@ -119,7 +119,7 @@ CASES = [
       for value in ("\u00b2", "\u0661\u0662", 1e308, "soon", 1.5, True)],
     *[Case(f"DurationInSeconds {value!r}", document(event(DurationInSeconds=value)), True,
            check=events_are(1, event_id="EV-1"))
-      for value in (-1, -5, 0, None, 10 ** 30)],
+      for value in (-1, -5, 0, None)],
     # -- NotBefore ----------------------------------------------------------------------------------------
     *[Case(f"NotBefore {label}", document(event(NotBefore=value)), True, check=events_are(1, not_before_utc=None),
            xfail=xfail)

@@ -150,7 +150,7 @@ def test_dribble_head_sends_the_head_slowly_and_the_body_at_once(emulator):
 ])
 def test_status_line_and_reason_are_sent_raw(emulator, faults, first_line):
     received, _error = exchange(emulator(faults=faults))
-    assert received.split(b"\r\n")[0].split(b"\n")[0] == first_line
+    assert received.split(b"\r\n", maxsplit=1)[0].split(b"\n", maxsplit=1)[0] == first_line
 
 
 def test_raw_headers_are_sent_raw_and_may_repeat(emulator):
@@ -208,8 +208,8 @@ def test_mute_never_reads_the_request(emulator):
 
 @pytest.mark.parametrize("framing", ["length", "chunked", "close"])
 def test_error_body_size_is_an_error_of_exactly_that_size(emulator, framing):
-    received, _error = exchange(emulator(faults={"error_body_size": {"status": 503, "size": 5000},
-                                                     "framing": framing}))
+    faults = {"error_body_size": {"status": 503, "size": 5000}, "framing": framing}
+    received, _error = exchange(emulator(faults=faults))
     head, body = head_and_body(received)
     if framing == "chunked":
         body, _complete = dechunk(body)
@@ -227,8 +227,8 @@ def test_only_path_limits_the_switches_to_those_paths(client):
     assert imds.get("/metadata/instance", api_version="2021-02-01").status_code == 200
     refused = imds.get("/metadata/instance")  # the region's switches act everywhere
     assert refused.status_code == 400 and "newest-versions" not in refused.json()
-    imds.emu.set_faults(only_path=["/metadata/versions", "/metadata/instance"], status_first_n={"status": 503,
-                                                                                                 "count": 1})
+    imds.emu.set_faults(only_path=["/metadata/versions", "/metadata/instance"],
+                        status_first_n={"status": 503, "count": 1})
     assert imds.get("/metadata/instance/compute/name", format="text").status_code == 200  # not that path
     assert imds.get("/metadata/instance").status_code == 503
     assert imds.get("/metadata/versions", api_version=None).status_code == 200

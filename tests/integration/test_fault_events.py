@@ -13,7 +13,6 @@ Some cases fail with the parsers of this branch and pass once the parser fixes o
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -99,6 +98,15 @@ def incarnation(value: Any):
 
 
 NOT_A_DOCUMENT = ("not a scheduled-events document",)
+ODD_NOT_BEFORES = [  # (label, NotBefore, xfail reason while the parser fixes are not merged)
+    ("in year 99999", "Mon, 01 Jan 99999 00:00:00 GMT", None),
+    ("31 Dec 9999 23:59:59 -0100 (past year 9999 in UTC)", "Fri, 31 Dec 9999 23:59:59 -0100", DEFECT_9),
+    ("01 Jan 0001 00:00:00 +0100 (before year 1 in UTC)", "Mon, 01 Jan 0001 00:00:00 +0100", DEFECT_9),
+    ("on the 32nd of January", "Wed, 32 Jan 2025 10:00:00 GMT", None),
+    ("with escapes and a line break", f"Mon, 11 Apr 2022{FORGED}", None),
+    ("of 100,000 characters", "Mon, " + "9" * 100_000, DEFECT_5),
+]
+
 
 CASES = [
     # -- DocumentIncarnation ----------------------------------------------------------------------
@@ -123,14 +131,7 @@ CASES = [
     # -- NotBefore ----------------------------------------------------------------------------------------
     *[Case(f"NotBefore {label}", document(event(NotBefore=value)), True, check=events_are(1, not_before_utc=None),
            xfail=xfail)
-      for label, value, xfail in (
-          ("in year 99999", "Mon, 01 Jan 99999 00:00:00 GMT", None),
-          ("31 Dec 9999 23:59:59 -0100 (past year 9999 in UTC)", "Fri, 31 Dec 9999 23:59:59 -0100", DEFECT_9),
-          ("01 Jan 0001 00:00:00 +0100 (before year 1 in UTC)", "Mon, 01 Jan 0001 00:00:00 +0100", DEFECT_9),
-          ("on the 32nd of January", "Wed, 32 Jan 2025 10:00:00 GMT", None),
-          ("with escapes and a line break", f"Mon, 11 Apr 2022{FORGED}", None),
-          ("of 100,000 characters", "Mon, " + "9" * 100_000, DEFECT_5),
-      )],
+      for label, value, xfail in ODD_NOT_BEFORES],
     Case("NotBefore a number", document(event(NotBefore=1700000000)), False, (*NOT_A_DOCUMENT, "NotBefore")),
     # -- many events, huge ids, odd shapes ------------------------------------------------------------------
     Case("5,000 events for this VM", document(*[event(f"EV-{n:05d}") for n in range(5000)]), True,

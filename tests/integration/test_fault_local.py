@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import pwd
 import shutil
@@ -118,8 +117,8 @@ def as_user(user: tuple[str, int, int], script: str) -> None:
 PLANTS = {
     # name: shell run by the attacker in <tmp>, given the window file's name as $W and root's canary as $C
     "their own folder, mode 0700": "mkdir -m 0700 imds-azure-0",
-    "their own folder, mode 0777, with a symbolic link to root's file": "mkdir -m 0777 imds-azure-0; "
-                                                                      "ln -s \"$C\" imds-azure-0/$W",
+    "their own folder, mode 0777, with a symbolic link to root's file":
+        "mkdir -m 0777 imds-azure-0; ln -s \"$C\" imds-azure-0/$W",
     "their own folder, mode 0777, with a FIFO": "mkdir -m 0777 imds-azure-0; mkfifo -m 0666 imds-azure-0/$W",
     "their own folder, with a hard link to a file of theirs": "mkdir -m 0777 imds-azure-0; echo 1:1:x >mine; "
                                                               "chmod 0666 mine; ln mine imds-azure-0/$W",
@@ -190,8 +189,8 @@ def test_a_held_lock_and_lies_in_the_window_file_end_in_time(shared_tmp, emulato
     now = time.monotonic()
     lies = {
         "the lock held for ever": (None, False, ("held by another process until the deadline", "remove that file")),
-        "five places held for an hour": (" ".join(f"{now:.6f}:{now + 3600:.6f}:liar{n}" for n in range(5)), False,
-                                          ("no place in IMDS's limit of 5 requests per second",)),
+        "five places held for an hour": (" ".join(f"{now:.6f}:{now + 3600:.6f}:liar{n}" for n in range(5)),
+                                         False, ("no place in IMDS's limit of 5 requests per second",)),
         "places from the future and the distant past": (" ".join(
             [f"{now + 1e6:.6f}:0.000000:f{n}" for n in range(5)] + [f"{now - 1e6:.6f}:0.000000:p{n}" for n in range(5)]),
             True, ()),

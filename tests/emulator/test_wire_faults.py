@@ -20,18 +20,7 @@ from tests.emulator.test_faults import INSTANCE, raw_exchange
 
 
 def exchange(emu, timeout: float = 5) -> tuple[bytes, BaseException | None]:
-    """raw_exchange, asking the server to close after its answer (a normal answer keeps the connection)."""
-    received = b""
-    with socket.create_connection((emu.host, emu.port), timeout=timeout) as sock:
-        sock.sendall(f"GET {INSTANCE} HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\nConnection: close\r\n\r\n".encode())
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return received, None
-                received += data
-        except OSError as exc:
-            return received, exc
+    return raw_exchange(emu, timeout=timeout, close=True)
 
 
 @pytest.fixture

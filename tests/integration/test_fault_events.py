@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.integration.faults.hosts import play_hosts
+from tests.integration.faults.hosts import play_with_emulators
 from tests.integration.faults.report import register
 
 ME = "web-linux-01"  # the linux profile's compute name
@@ -163,37 +163,18 @@ CASES = [
 assert len({c.name for c in CASES}) == len(CASES)
 
 
-@dataclass
-class Outcome:
-    case: Case
-    status: str
-    seconds: float
-    result: dict
-    requests: list[dict]
-    output: str
-
-
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    """Every case in one ansible-playbook run; {name: Outcome}."""
+    """Every case in one ansible-playbook run; {name: HostOutcome}."""
     from imds_emulator import Emulator
 
-    tmp_path = tmp_path_factory.mktemp("fault-events")
-    emulators, hostvars = {}, {}
-    try:
-        for number, case in enumerate(CASES):
-            text = case.served if isinstance(case.served, str) else json.dumps(case.served)
-            emu = Emulator(profile="linux", faults={"body": {"text": text}}).start()
-            emulators[case.name] = emu
-            hostvars[f"e{number:03d}"] = {"endpoint": emu.url, "vm_name": ME, "api_version": VERSION,
-                                          **(case.options or {})}
-        run, lines, _log = play_hosts(PLAY, hostvars, tmp_path)
-        return {case.name: Outcome(case, lines[f"e{n:03d}"]["status"], lines[f"e{n:03d}"]["seconds"],
-                                   lines[f"e{n:03d}"]["result"], emulators[case.name].requests, run.output)
-                for n, case in enumerate(CASES)}
-    finally:
-        for emu in emulators.values():
-            emu.stop()
+    def start(case: Case) -> tuple[Any, dict]:
+        text = case.served if isinstance(case.served, str) else json.dumps(case.served)
+        emu = Emulator(profile="linux", faults={"body": {"text": text}}).start()
+        return emu, {"endpoint": emu.url, "vm_name": ME, "api_version": VERSION, **(case.options or {})}
+
+    done = play_with_emulators(PLAY, CASES, tmp_path_factory.mktemp("fault-events"), start)
+    return {case.name: outcome for case, outcome in zip(CASES, done)}
 
 
 def shown(case: Case) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults.hosts import NETNS_REASON, can_make_netns, play_hosts
+from tests.integration.faults.hosts import NETNS_REASON, can_make_netns, gather_play, play_hosts
 from tests.integration.faults.matrix import Trap, profile_document
 from tests.integration.faults.report import register
 
@@ -40,24 +40,7 @@ EPS = 3.0  # parse, normalize, exit on a loaded runner
 OVERHEAD = 20.0  # worker, Python and AnsiballZ around the module on a loaded runner
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77\n"
 
-GATHER = """
-- name: One case per host
-  hosts: all
-  gather_facts: false
-  strategy: host_pinned
-  tasks:
-    - name: Gather
-      imds.azure.metadata_facts:
-        endpoint: "{{ case.endpoint | default(omit) }}"
-        timeout: "{{ case.timeout | default(omit) }}"
-        retry_timeout: "{{ case.retry_timeout | default(omit) }}"
-        probe_timeout: "{{ case.probe_timeout | default(omit) }}"
-        dmi_path: "{{ case.dmi_path | default(omit) }}"
-      environment: "{{ case.env | default({}) }}"
-      vars:
-        case: "{{ cases[inventory_hostname] }}"
-      ignore_errors: true
-"""
+GATHER = gather_play(("endpoint", "timeout", "retry_timeout", "probe_timeout", "dmi_path"), environment=True)
 
 needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("useradd"),
                                 reason="a second user needs root and useradd (the attacker is made for the test)")

@@ -92,6 +92,11 @@ def attempts(count: int):
     return check
 
 
+def transport_retried(outcome: Outcome) -> None:
+    """A reset or a cut-short body is retried twice at most (and at least once when time allows)."""
+    assert 2 <= len(outcome.requests) <= 3, statuses(outcome)
+
+
 def no_request_logged(outcome: Outcome) -> None:
     assert outcome.requests == []
 
@@ -324,11 +329,6 @@ def backed_off(outcome: Outcome) -> None:
         f"the last attempt came {gaps[-1]:.3f} s after the one before, {times[-1] - times[0]:.2f} s into the call"
     assert times[-1] - times[0] <= R + TOLERANCE, f"an attempt began {times[-1] - times[0]:.2f} s after the first"
     assert busiest(times, 0.999) <= 5
-
-
-def transport_retried(outcome: Outcome) -> None:
-    """A reset or a cut-short body is retried twice at most (and at least once when time allows)."""
-    assert 2 <= len(outcome.requests) <= 3, statuses(outcome)
 
 
 def at_most(count: int):
@@ -742,27 +742,6 @@ def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, 
 
 # -- 20 forks, live lookups without a cache, IMDS throttling at 5/s: never a 429 ---------
 
-TWENTY_FORKS = """
-- name: Live lookups from 20 forks at once
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Gather
-      imds.azure.metadata_facts:
-        endpoint: "{{ endpoint }}"
-    - name: Live lookups, each one request (cache_ttl=0)
-      ansible.builtin.set_fact:
-        answers: "{{ answers | default([]) + [lookup('imds.azure.metadata', 'compute/vmId', source='live',
-                     cache_ttl=0, endpoint=endpoint)] }}"
-      loop: "{{ range(lookups) | list }}"
-    - name: Save what the host got
-      ansible.builtin.copy:
-        content: "{{ {'facts': ansible_facts['azure_vm_id'], 'lookups': answers} | to_json }}"
-        dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
-        mode: "0600"
-"""
-
-
 def test_twenty_forks_of_live_lookups_never_meet_a_429(emulator, playbook, request):
     """Issue 14, defect 3: with 20 forks of live lookups a sixth request arrived within one second and IMDS
     answered 429. The emulator plays IMDS's own limit (429 beyond 5 arrivals in any sliding second): it must
@@ -770,7 +749,7 @@ def test_twenty_forks_of_live_lookups_never_meet_a_429(emulator, playbook, reque
     emu = emulator(profile="linux", faults={"rate_limit": {"per_second": 5, "retry_after": 1}})
     hosts, lookups = 20, 3
     inventory = "".join(f"vm{n:02d} ansible_connection=local\n" for n in range(hosts))
-    run = playbook(TWENTY_FORKS, extra_vars={"endpoint": emu.url, "lookups": lookups}, inventory=inventory,
+    run = playbook(TWO_PLAYS, extra_vars={"endpoint": emu.url, "lookups": lookups}, inventory=inventory,
                    cfg=f"forks = {hosts}\n", timeout=900)
     times = sorted(r["time"] for r in emu.requests)
     codes = [r["status"] for r in emu.requests]

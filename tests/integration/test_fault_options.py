@@ -12,13 +12,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from tests.integration.faults.hosts import play_hosts
+from tests.integration.faults.hosts import HostOutcome, gather_play, play_with_emulators
 from tests.integration.faults.matrix import profile_document
 from tests.integration.faults.report import register
 
@@ -26,26 +26,8 @@ VM_ID = profile_document("linux")["compute"]["vmId"]
 AT_ONCE = 20.0  # a task that fails before any request: worker, Python and AnsiballZ on a loaded runner
 PASSWORD = "S3cret-imds-Passw0rd"
 
-PLAY = """
-- name: Odd option values, one case per host
-  hosts: all
-  gather_facts: false
-  strategy: host_pinned
-  tasks:
-    - name: Gather
-      imds.azure.metadata_facts:
-        endpoint: "{{ case.endpoint | default(omit) }}"
-        timeout: "{{ case.timeout | default(omit) }}"
-        retry_timeout: "{{ case.retry_timeout | default(omit) }}"
-        api_version: "{{ case.api_version | default(omit) }}"
-        probe_timeout: "{{ case.probe_timeout | default(omit) }}"
-        include_user_data: "{{ case.include_user_data | default(omit) }}"
-        require_azure: "{{ case.require_azure | default(omit) }}"
-        filter: "{{ case.filter | default(omit) }}"
-      vars:
-        case: "{{ cases[inventory_hostname] }}"
-      ignore_errors: true
-"""
+PLAY = gather_play(("endpoint", "timeout", "retry_timeout", "api_version", "probe_timeout", "include_user_data",
+                    "require_azure", "filter"))
 
 
 @dataclass(frozen=True)
@@ -172,40 +154,19 @@ def expand(value: Any, url: str, hostport: str, port: int) -> Any:
     return value
 
 
-@dataclass
-class Outcome:
-    case: Case
-    status: str
-    seconds: float
-    result: dict
-    requests: list[dict]
-    output: str = field(repr=False, default="")
-
-
-def run_cases(cases: list[Case], tmp_path: Path) -> dict[str, Outcome]:
+def run_cases(cases: list[Case], tmp_path: Path) -> dict[str, HostOutcome]:
     """One ansible-playbook run, one host per case (each with its own emulator)."""
     from imds_emulator import Emulator
 
-    emulators, hostvars = {}, {}
-    try:
-        for number, case in enumerate(cases):
-            host = "::1" if case.ipv6 or "[::1]" in json.dumps(case.options) else "127.0.0.1"
-            emu = Emulator(host=host, port=0, profile="linux").start()
-            emulators[case.name] = emu
-            hostport = f"[{host}]:{emu.port}" if ":" in host else f"{host}:{emu.port}"
-            options = {"endpoint": emu.url, "timeout": 3, "retry_timeout": 3}
-            options.update({k: expand(v, emu.url, hostport, emu.port) for k, v in case.options.items()})
-            hostvars[f"o{number:03d}"] = options
-        run, lines, _log = play_hosts(PLAY, hostvars, tmp_path)
-        outcomes = {}
-        for number, case in enumerate(cases):
-            line = lines[f"o{number:03d}"]
-            outcomes[case.name] = Outcome(case, line["status"], line["seconds"], line["result"],
-                                          emulators[case.name].requests, run.output)
-        return outcomes
-    finally:
-        for emu in emulators.values():
-            emu.stop()
+    def start(case: Case) -> tuple[Any, dict]:
+        host = "::1" if case.ipv6 or "[::1]" in json.dumps(case.options) else "127.0.0.1"
+        emu = Emulator(host=host, port=0, profile="linux").start()
+        hostport = f"[{host}]:{emu.port}" if ":" in host else f"{host}:{emu.port}"
+        options = {"endpoint": emu.url, "timeout": 3, "retry_timeout": 3}
+        options.update({k: expand(v, emu.url, hostport, emu.port) for k, v in case.options.items()})
+        return emu, options
+
+    return {case.name: outcome for case, outcome in zip(cases, play_with_emulators(PLAY, cases, tmp_path, start))}
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,9 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from tests.utils.paths import REPO
 from tests.utils.playbook import PlaybookResult, ansible_env, run_playbook
@@ -28,6 +29,43 @@ from tests.utils.playbook import PlaybookResult, ansible_env, run_playbook
 from .matrix import CALLBACKS
 
 NETNS_REASON = "needs root, unshare and ip to create a network namespace"
+
+
+def gather_play(options: Iterable[str], *, environment: bool = False) -> str:
+    """A play of imds.azure.metadata_facts, one case per host: each option from ``cases[host]`` when it is set."""
+    lines = "".join(f'        {name}: "{{{{ case.{name} | default(omit) }}}}"\n' for name in options)
+    env = '      environment: "{{ case.env | default({}) }}"\n' if environment else ""
+    return ("- name: One case per host\n  hosts: all\n  gather_facts: false\n  strategy: host_pinned\n  tasks:\n"
+            f"    - name: Gather\n      imds.azure.metadata_facts:\n{lines}{env}"
+            '      vars:\n        case: "{{ cases[inventory_hostname] }}"\n      ignore_errors: true\n')
+
+
+@dataclass
+class HostOutcome:
+    """One case's host: its task's status, seconds and result, and the requests its emulator saw."""
+
+    status: str
+    seconds: float
+    result: dict
+    requests: list[dict]
+    output: str = field(repr=False, default="")
+
+
+def play_with_emulators(play: str, cases: Sequence[Any], tmp_path: Path,
+                        start: Callable[[Any], tuple[Any, Mapping[str, Any]]]) -> list[HostOutcome]:
+    """Start an emulator per case (``start(case)`` gives it and the host's variables), play once, stop them."""
+    emulators, hostvars = [], {}
+    try:
+        for number, case in enumerate(cases):
+            emu, variables = start(case)
+            emulators.append(emu)
+            hostvars[f"h{number:03d}"] = variables
+        run, lines, _log = play_hosts(play, hostvars, tmp_path)
+        return [HostOutcome(lines[name]["status"], lines[name]["seconds"], lines[name]["result"], emu.requests,
+                            run.output) for name, emu in zip(hostvars, emulators)]
+    finally:
+        for emu in emulators:
+            emu.stop()
 
 
 def can_make_netns() -> bool:

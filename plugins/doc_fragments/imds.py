@@ -11,7 +11,7 @@ class ModuleDocFragment:
 options:
   endpoint:
     description:
-      - Base URL of the Instance Metadata Service, without a path: C(http://HOST) or C(http://HOST:PORT), in
+      - Base URL of the Instance Metadata Service, without a path, as C(http://HOST) or C(http://HOST:PORT) in
         plain ASCII, with no user name or password.
       - Set it to the URL of an IMDS emulator to test playbooks off Azure (see
         R(the emulator guide,ansible_collections.imds.azure.docsite.emulator)).

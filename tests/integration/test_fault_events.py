@@ -192,7 +192,7 @@ def test_scheduled_events_document(outcomes, case, request):
            "expected": "events, odd fields null" if case.ok else "one-line failure: not a scheduled-events document",
            "observed": (f"{len(result.get('events') or [])} events" if outcome.status == "ok" else f"failed: {msg}")[:300],
            "seconds": None, "task": outcome.seconds, "bound": BOUND, "requests": len(outcome.requests),
-           "result": "FAIL"}
+           "result": f"xfail: {case.xfail.split(':')[0].split(' (')[0]}" if case.xfail else "FAIL"}
     register(request.config).add(row)
     assert "Traceback" not in json.dumps(result) and "module_stderr" not in result, result.get("module_stderr")
     assert msg.isprintable() and len(msg) <= MAX_TEXT, repr(msg[:500])

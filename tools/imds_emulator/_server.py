@@ -231,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
         body: Iterable[bytes] = iter(()) if self.command == "HEAD" else reply.chunks()
         length = reply.length
-        coding = faults.get("encoding")
+        coding = faults.get("encoding") if self.command != "HEAD" else None
         if coding:
             packed = _compress(body, coding)
             body, length = iter((packed,) if packed else ()), len(packed)

@@ -18,7 +18,7 @@ import pytest
 try:
     from ansible_collections.imds.azure.tests.utils import paths
 except ImportError:  # plain pytest in a checkout
-    from ansible_collections.imds.azure.tests.utils.paths import collections_path
+    from tests.utils.paths import collections_path
 
     sys.path.insert(0, str(collections_path()))
     from ansible_collections.imds.azure.tests.utils import paths

@@ -11,11 +11,14 @@ class ModuleDocFragment:
 options:
   endpoint:
     description:
-      - Base URL of the Instance Metadata Service, without a path.
+      - Base URL of the Instance Metadata Service, without a path, as C(http://HOST) or C(http://HOST:PORT) in
+        plain ASCII, with no user name or password.
       - Set it to the URL of an IMDS emulator to test playbooks off Azure (see
         R(the emulator guide,ansible_collections.imds.azure.docsite.emulator)).
       - With the default, a host that is clearly not an Azure VM is recognised without any
         network wait. An endpoint given explicitly is always queried, and its failures are failures.
+        Every spelling of the default address (V(http://2852039166), V(http://[::ffff:169.254.169.254]:80))
+        counts as the default.
       - Requests never go through a proxy and never follow a redirect, whatever the environment says.
     type: str
     default: http://169.254.169.254

@@ -114,7 +114,9 @@ class ImdsClient:
         if self._limiter is None:
             from ansible_collections.imds.azure.plugins.module_utils._ratelimit import RateLimiter
 
-            self._limiter = RateLimiter(self.endpoint, clock=self.clock, sleep=self.sleep)
+            # one window per VM's IMDS, however the play spells its address
+            key = _options.DEFAULT_ENDPOINT if self.is_default_endpoint else self.endpoint
+            self._limiter = RateLimiter(key, clock=self.clock, sleep=self.sleep)
         return self._limiter
 
     # -- calls ------------------------------------------------------------------------------
@@ -162,8 +164,7 @@ class ImdsClient:
                 self.answered = True
                 if 200 <= response.status < 300:
                     value, duplicates = _parse(response, fmt)
-                    warnings = [f"IMDS at {url} named the key {key!r} twice in one object; the last value was used."
-                                for key in duplicates]
+                    warnings = [_duplicates_warning(url, duplicates)] if duplicates else []
                     return ImdsResponse(value, response.status, version, url, attempts, warnings)
             except TransportError as exc:
                 transport_failures += 1
@@ -254,6 +255,17 @@ class _Backoff:
 
         self.count += 1
         return MIN_DELAY + random.uniform(0.0, min(BACKOFF_CAP, 2.0 ** min(self.count - 1, 16)))
+
+
+def _duplicates_warning(url: str, keys: list[str], shown: int = 5) -> str:
+    """One warning for every key sent twice, however many: at most ``shown`` of them, escaped and shortened."""
+    from ansible_collections.imds.azure.plugins.module_utils._text import printable
+
+    names = ", ".join(f"'{printable(key, 60)}'" for key in keys[:shown])
+    if len(keys) == 1:
+        return f"IMDS at {url} named the key {names} twice in one object; the last value was used."
+    more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
+    return f"IMDS at {url} named the keys {names}{more} twice in one object each; the last values were used."
 
 
 def _rate_limit_errors() -> type[Exception]:

@@ -30,11 +30,24 @@ LOAD_BALANCER_FACTS = (
     "ansible_azure_public_ipv4_source", "ansible_azure_public_ip_addresses", "ansible_azure_load_balancer",
     "ansible_azure_load_balancer_metadata", "ansible_azure_load_balancer_status",
 )
+# The longest fact name is under 50 characters; fnmatch's translation is quadratic in unclosed
+# brackets, so a pattern far longer than any name can only cost time.
+MAX_PATTERN = 200
 UNKNOWN_PUBLIC_IPS = "so public IP addresses that IMDS reports only there (Standard SKU) are unknown"
+
+
+def check_filter(patterns: t.Any) -> list[str]:
+    """The filter option as a list of patterns; OptionError for a pattern no fact name could need."""
+    for pattern in patterns or []:
+        if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN:
+            raise OptionError(f"filter: a pattern of {len(str(pattern))} characters is longer than any fact name; "
+                              f"give patterns of at most {MAX_PATTERN} characters, such as azure_*ip*.")
+    return list(patterns or [])
 
 
 def filter_facts(facts: dict[str, t.Any], patterns: list[str]) -> dict[str, t.Any]:
     """Keep the facts whose name, with or without the ansible_ prefix, matches a pattern."""
+    patterns = check_filter(patterns)
     if patterns == ["*"] or not patterns:
         return facts
     return {name: value for name, value in facts.items()
@@ -109,6 +122,7 @@ def run(params: dict[str, t.Any], transport: t.Any, evidence: t.Any = "dmi", lim
     try:
         client = ImdsClient(transport, endpoint=params["endpoint"], api_version=params["api_version"],
                             timeout=params["timeout"], retry_timeout=params["retry_timeout"], limiter=limiter)
+        check_filter(params["filter"])  # before any request
         facts, warnings = gather(params, client, evidence)
     except OptionError as exc:
         return {"failed": True, "msg": str(exc)}

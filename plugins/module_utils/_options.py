@@ -76,6 +76,11 @@ def endpoint(value: t.Any) -> str:
         raise OptionError(f"endpoint must be a URL such as {DEFAULT_ENDPOINT} or http://127.0.0.1:8169, "
                           f"not {printable(value, 60)!r}.")
     text = value.strip()
+    if not text.isascii():
+        # Python would resolve it through IDNA (full-width digits, ideographic full stops...):
+        # a spelling of an address that no check here could tell from the real IMDS address
+        raise OptionError(f"endpoint {_shown(text)!r} is not plain ASCII; write the host as an address or an ASCII "
+                          "(punycode) name: http://HOST or http://HOST:PORT.")
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -91,8 +96,11 @@ def endpoint(value: t.Any) -> str:
     if parts.path not in ("", "/") or "?" in text or "#" in text:
         raise OptionError(f"endpoint {_shown(text)!r} has a path, query or fragment; give only the base URL "
                           "(http://HOST or http://HOST:PORT): the collection adds /metadata/... itself.")
-    if port == 0 or any(c.isspace() or not c.isprintable() for c in text):
+    if port == 0 or parts.netloc.endswith(":") or any(c.isspace() or not c.isprintable() for c in text):
         raise OptionError(f"endpoint {_shown(text)!r} is not a valid URL; write http://HOST or http://HOST:PORT.")
+    if len(parts.hostname) > 253:
+        raise OptionError(f"endpoint {_shown(text)!r} has a host name longer than 253 characters, which no name "
+                          "service resolves; write http://HOST or http://HOST:PORT.")
     return f"http://{parts.netloc.lower()}"
 
 

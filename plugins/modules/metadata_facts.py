@@ -69,7 +69,8 @@ options:
     description:
       - Return only the facts whose names match one of these shell-style patterns, as with
         M(ansible.builtin.setup). A pattern matches the name with or without its C(ansible_) prefix,
-        so V(azure_*ip*) and V(ansible_azure_*ip*) mean the same.
+        so V(azure_*ip*) and V(ansible_azure_*ip*) mean the same. A pattern longer than 200 characters
+        is refused before any request.
     type: list
     elements: str
     default: ['*']

@@ -19,11 +19,16 @@ REAL = FIXTURES / "real-imds"
 INSTANCE = "/metadata/instance?api-version=2021-02-01"
 
 
-def raw_exchange(emu: Emulator, path: str = INSTANCE, timeout: float = 5) -> tuple[bytes, BaseException | None]:
-    """Send one request on a bare socket; return every byte received and how the stream ended."""
+def raw_exchange(emu: Emulator, path: str = INSTANCE, timeout: float = 5,
+                 close: bool = False) -> tuple[bytes, BaseException | None]:
+    """Send one request on a bare socket; return every byte received and how the stream ended.
+
+    ``close`` asks the server to close after its answer (a normal answer keeps the connection open).
+    """
     received = b""
     with socket.create_connection((emu.host, emu.port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\n\r\n".encode())
+        connection = "Connection: close\r\n" if close else ""
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\n{connection}\r\n".encode())
         try:
             while True:
                 data = sock.recv(65536)
@@ -292,7 +297,8 @@ def test_every_documented_fault_is_known():
     assert set(FAULT_NAMES) == {
         "status_for_seconds", "status_first_n", "status_always", "every_kth", "rate_limit", "delay", "hang",
         "dribble", "reset", "truncate", "html", "body", "body_size", "redirect", "versions", "error_wording",
-        "loadbalancer"}
+        "loadbalancer", "error_body_size", "framing", "encoding", "interim", "dribble_head", "reason", "status_line",
+        "raw_headers", "reset_after", "mute", "only_path"}
 
 
 def test_set_faults_replaces_all_switches(client):

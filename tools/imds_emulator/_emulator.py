@@ -20,7 +20,7 @@ from ._control import control
 from ._documents import check_loadbalancer, document_for_version, dump_json, load_profile, pkcs7_envelope, \
     public_document, text_of
 from ._events import Clock, ScheduledEvents, check_event, load_timeline
-from ._faults import Counters, check_faults, plan, public_faults
+from ._faults import Counters, answer_faults, check_faults, in_scope, plan, public_faults
 from ._replies import Reply
 from ._server import make_server
 from ._tables import API_VERSIONS, ATTESTED_FIELD_SINCE, CATEGORY_SINCE, FORMAT_ERROR, FORWARDED_ERROR, \
@@ -284,6 +284,18 @@ class Emulator:
             faults, counters = self._faults, self._counters
         decided = plan(faults, counters, now, self.document, self._lock)
         return faults, self.latency + decided.wait, decided.takeover, decided.reply
+
+    def _plan_for(self, path: str, now: float) -> tuple[dict, float, bool, Reply | None]:
+        """``_plan`` for a request of ``path``: outside ``only_path`` only the region's switches act."""
+        with self._lock:
+            faults = self._faults
+        if in_scope(faults, path):
+            return self._plan(now)
+        return answer_faults(faults), self.latency, False, None
+
+    def _muted(self) -> bool:
+        with self._lock:
+            return bool(self._faults.get("mute"))
 
     def control(self, method: str, path: str, body: bytes) -> Reply:
         """``/_emulator/...``: see _control."""

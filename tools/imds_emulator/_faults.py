@@ -11,7 +11,13 @@ A switch acts in one phase of a request, in this order:
 ``status``    an error status instead of the answer, first that applies wins;
 ``replace``   another answer instead of IMDS's (``redirect``, ``html``, ``body``, ``body_size``);
 ``answer``    read by the IMDS answer itself (``versions``, ``error_wording``, ``loadbalancer``);
-``send``      how the answer is sent (``dribble``, ``truncate``, ``reset: mid_body``).
+``send``      how the answer is sent (``dribble``, ``truncate``, ``reset: mid_body``), and what
+              a hostile server does on the wire (``framing``, ``encoding``, ``interim``,
+              ``dribble_head``, ``reason``, ``status_line``, ``raw_headers``, ``reset_after``).
+
+Two switches act outside those phases: ``mute`` takes the connection over before the
+request is even read, and ``only_path`` limits every other switch (but the ``answer``
+ones, which describe the region) to requests for the paths it names.
 """
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ from ._tables import CAPTIVE_PORTAL, JSON_TYPE, LOADBALANCER_ERRORS, VERSION_RE
 
 MAX_BODY_SIZE = 1 << 40
 MAX_RATE = 1e9  # bytes per second for dribble
+MAX_WIRE_TEXT = 1 << 20  # characters of a raw status line, reason phrase or header value
+MAX_RAW_HEADERS = 10_000
 
 
 class Counters:
@@ -114,6 +122,53 @@ def _check_versions(value: Any, what: str) -> list[str]:
     return sorted(set(value))
 
 
+def _check_interim(value: Any, what: str) -> dict:
+    value = check.table(value, what, {"status", "count", "interval"}, {"count"})
+    status = check.status(value.get("status", 103), f"{what} status")
+    if not 100 <= status <= 199:
+        raise EmulatorError(f"{what} status must be an interim status (100-199), not {status!r}")
+    return {"status": status, "count": check.count(value["count"], f"{what} count", minimum=1),
+            "interval": check.number(value.get("interval", 0), f"{what} interval")}
+
+
+def _check_wire_text(value: Any, what: str) -> str:
+    """Any text (control characters and line breaks included: they are the point), bounded."""
+    text = check.text(value, what)
+    if len(text) > MAX_WIRE_TEXT:
+        raise EmulatorError(f"{what} must be at most {MAX_WIRE_TEXT} characters, not {len(text)}")
+    return text
+
+
+def _check_raw_headers(value: Any, what: str) -> list[tuple[str, str]]:
+    """An object of header names and values, or a list of [name, value] pairs (names may repeat)."""
+    pairs = list(value.items()) if isinstance(value, dict) else value
+    if not isinstance(pairs, list) or len(pairs) > MAX_RAW_HEADERS \
+            or not all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in pairs):
+        raise EmulatorError(f"{what} must be an object of header names and values, or a list of "
+                            f"[name, value] pairs (at most {MAX_RAW_HEADERS})")
+    checked = []
+    for name, text in pairs:
+        if not isinstance(name, str) or not name or any(c in ": \t" or ord(c) < 0x21 or ord(c) >= 0x7F for c in name):
+            raise EmulatorError(f"{what} header names must be non-empty tokens (no space, colon or control "
+                                f"character), not {name!r}")
+        checked.append((name, _check_wire_text(text, f"{what} {name}")))
+    return checked
+
+
+def _check_error_body_size(value: Any, what: str) -> dict:
+    value = check.table(value, what, {"status", "size"}, {"status", "size"})
+    return {"status": check.status(value["status"], f"{what} status"),
+            "size": check.count(value["size"], f"{what} size", minimum=2, maximum=MAX_BODY_SIZE)}
+
+
+def _check_only_path(value: Any, what: str) -> list[str]:
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not paths \
+            or not all(isinstance(path, str) and path.startswith("/") for path in paths):
+        raise EmulatorError(f"{what} must be a path starting with / or a non-empty list of them, not {value!r}")
+    return list(paths)
+
+
 # --- behaviours ---------------------------------------------------------------------------------------------
 
 def _rate_limit(rule: dict, counters: Counters, now: float) -> Reply | None:
@@ -161,6 +216,12 @@ def _body_size(size: int, document: Mapping[str, Any]) -> Reply:
     return Reply(200, content_type=JSON_TYPE, chunks=chunks, length=length)
 
 
+def _error_body_size(rule: dict, document: Mapping[str, Any]) -> Reply:
+    error = Reply.error(rule["status"])
+    chunks, length = padded_json(error.body, rule["size"])
+    return Reply(rule["status"], content_type=JSON_TYPE, chunks=chunks, length=length)
+
+
 SWITCHES: dict[str, Switch] = {
     "delay": Switch("wait", check.number, lambda seconds: seconds, "0.5"),
     "hang": Switch("takeover", _check_true, lambda value: value, "true"),
@@ -177,6 +238,8 @@ SWITCHES: dict[str, Switch] = {
     "body": Switch("replace", _check_body, _body, '{"text": "[1, 2]"}'),
     "body_size": Switch("replace", lambda value, what: check.count(value, what, minimum=2, maximum=MAX_BODY_SIZE),
                         _body_size, "52428800"),
+    "error_body_size": Switch("replace", _check_error_body_size, _error_body_size,
+                              '{"status": 503, "size": 1073741824}'),
     "versions": Switch("answer", _check_versions, None, '["2017-04-02", "2018-02-01"]'),
     "error_wording": Switch("answer", lambda value, what: check.choice(value, what, ("new", "old", "no_list")),
                             None, '"old"'),
@@ -185,10 +248,25 @@ SWITCHES: dict[str, Switch] = {
     "dribble": Switch("send", lambda value, what: check.number(value, what, positive=True, maximum=MAX_RATE),
                       None, "200"),
     "truncate": Switch("send", _check_true, None, "true"),
+    "framing": Switch("send", lambda value, what: check.choice(value, what, ("length", "chunked", "close")),
+                      None, '"chunked"'),
+    "encoding": Switch("send", lambda value, what: check.choice(value, what, ("gzip", "deflate")), None, '"gzip"'),
+    "interim": Switch("send", _check_interim, None, '{"status": 103, "count": 2, "interval": 0}'),
+    "dribble_head": Switch("send", lambda value, what: check.number(value, what, positive=True, maximum=MAX_RATE),
+                           None, "0.6"),
+    "reason": Switch("send", _check_wire_text, None, '"Bad\\u001b[2J\\nforged"'),
+    "status_line": Switch("send", _check_wire_text, None, '"HTTP/1.1 2OO OK"'),
+    "raw_headers": Switch("send", _check_raw_headers, None, '{"Retry-After": "0"}'),
+    "reset_after": Switch("send", lambda value, what: check.count(value, what, maximum=MAX_BODY_SIZE), None, "100"),
+    "mute": Switch("accept", _check_true, None, "true"),
+    "only_path": Switch("scope", _check_only_path, None, '"/metadata/versions"'),
 }
 """Every fault switch, in the order they act within a phase."""
 
 FAULT_NAMES = tuple(SWITCHES)
+WIRE_SWITCHES = frozenset(("framing", "encoding", "interim", "dribble_head", "reason", "status_line", "raw_headers",
+                           "reset_after"))
+"""The send switches that need the hostile writer (the others keep the plain one)."""
 
 
 def check_faults(faults: Mapping[str, Any] | None) -> dict:
@@ -218,7 +296,20 @@ def public_faults(faults: Mapping[str, Any]) -> dict:
     shown = dict(faults)
     if "body" in shown:
         shown["body"] = {k: v for k, v in shown["body"].items() if k != "data"}
+    if "raw_headers" in shown:
+        shown["raw_headers"] = [list(pair) for pair in shown["raw_headers"]]
     return shown
+
+
+def in_scope(faults: Mapping[str, Any], path: str) -> bool:
+    """Whether the switches act on a request for ``path`` (see ``only_path``)."""
+    scope = faults.get("only_path")
+    return scope is None or path in scope
+
+
+def answer_faults(faults: Mapping[str, Any]) -> dict:
+    """The switches that still act outside ``only_path``: those that describe the region."""
+    return {name: value for name, value in faults.items() if SWITCHES[name].phase == "answer"}
 
 
 class Plan(NamedTuple):

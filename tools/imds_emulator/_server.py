@@ -9,12 +9,17 @@ import socket
 import socketserver
 import struct
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
+from ._faults import WIRE_SWITCHES
 from ._replies import Reply
 from ._tables import MAX_REQUEST_BODY
+
+# poll() flags that say the client closed its end or the connection broke (POLLRDHUP: Linux)
+_GONE = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
@@ -52,6 +57,20 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.emulator._track(self.connection, True)
 
+    def handle(self) -> None:
+        emu = self.server.emulator
+        if emu._muted():
+            # accept, and never read a byte, until the client leaves or the emulator stops
+            entry = {"time": time.monotonic(), "method": "", "path": "", "query": {}, "headers": {}, "status": 0,
+                     "client": self.client_address[0], "muted": True}
+            emu._log(entry)
+            self.close_connection = True
+            while not self._pause(0.1):
+                pass
+            entry["ended"] = time.monotonic()
+            return
+        super().handle()
+
     def finish(self) -> None:
         try:
             super().finish()
@@ -88,7 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             entry = {"time": received, "method": self.command, "path": path, "query": query,
                      "headers": headers, "status": 0, "client": self.client_address[0]}
-            faults, wait, takeover, forced = emu._plan(received)
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            self.close_connection = True
+            return
+        try:
+            faults, wait, takeover, forced = emu._plan_for(path, received)
             if wait and emu._stop.wait(wait):
                 self.close_connection = True
                 return
@@ -102,9 +125,15 @@ class _Handler(BaseHTTPRequestHandler):
             reply = forced or emu.answer(self.command, path, query, headers, body, faults)
             entry["status"] = reply.status
             emu._log(entry)
-            self._write(reply, faults)
+            if WIRE_SWITCHES.intersection(faults):
+                self._write_wire(reply, faults)
+            else:
+                self._write(reply, faults)
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             self.close_connection = True
+        finally:
+            # when the answer was over, or the client left: what a client's deadline shows
+            entry["ended"] = time.monotonic()
 
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -175,10 +204,91 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(piece)
                 sent += len(piece)
                 chunk = chunk[len(piece):]
-                if rate is not None:
-                    stop.wait(max(0.0, started + sent / rate - time.monotonic()))
+                if rate is not None and self._pause(started + sent / rate - time.monotonic()):
+                    self.close_connection = True
+                    return
             if limit is not None and sent >= limit:
                 return
+
+    # -- a hostile server: how the answer goes on the wire -------------------------------------
+
+    def _write_wire(self, reply: Reply, faults: Mapping[str, Any]) -> None:
+        """Send ``reply`` as the wire switches say: interim answers first, any status line, reason
+        and raw headers, the head and the body each at their own pace, the body framed by
+        Content-Length, chunks or the connection's end, compressed, cut short or reset."""
+        self.close_connection = True  # a hostile answer is the last one on its connection
+        wire = _Wire(self, faults.get("reset_after"))
+        head_rate = faults.get("dribble_head")
+        interim = faults.get("interim")
+        if interim:
+            phrase = self.responses.get(interim["status"], ("Interim",))[0]
+            extra = "Link: </metadata>; rel=preload\r\n" if interim["status"] == 103 else ""
+            for _count in range(interim["count"]):
+                if interim["interval"] and self._pause(interim["interval"]):
+                    return
+                if not wire.send(f"HTTP/1.1 {interim['status']} {phrase}\r\n{extra}\r\n".encode("latin-1"),
+                                 head_rate):
+                    return
+        body: Iterable[bytes] = iter(()) if self.command == "HEAD" else reply.chunks()
+        length = reply.length
+        coding = faults.get("encoding") if self.command != "HEAD" else None
+        if coding:
+            packed = _compress(body, coding)
+            body, length = iter((packed,) if packed else ()), len(packed)
+        framing = faults.get("framing", "length")
+        reason = faults.get("reason", self.responses.get(reply.status, ("",))[0])
+        lines = [faults.get("status_line", f"HTTP/1.1 {reply.status} {reason}"),
+                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        if reply.content_type:
+            lines.append(f"Content-Type: {reply.content_type}")
+        if framing == "length":
+            lines.append(f"Content-Length: {length}")
+        elif framing == "chunked":
+            lines.append("Transfer-Encoding: chunked")
+        if coding:
+            lines.append(f"Content-Encoding: {coding}")
+        lines.extend(f"{name}: {value}" for name, value in reply.headers.items())
+        lines.extend(f"{name}: {value}" for name, value in faults.get("raw_headers", ()))
+        lines.append("Connection: close")
+        if not wire.send(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape"), head_rate):
+            return
+        cut = faults.get("truncate") or faults.get("reset") == "mid_body"
+        limit = length // 2 if cut else None
+        rate = faults.get("dribble")
+        sent = 0
+        for chunk in body:
+            if limit is not None:
+                chunk = chunk[:max(0, limit - sent)]
+            if not chunk:
+                break
+            sent += len(chunk)
+            framed = b"%x\r\n%s\r\n" % (len(chunk), chunk) if framing == "chunked" else chunk
+            if not wire.send(framed, rate):
+                return
+        if faults.get("reset") == "mid_body":
+            self._reset()
+        elif framing == "chunked" and not cut:
+            wire.send(b"0\r\n\r\n", rate)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; True (stop sending) as soon as the emulator stops or the client leaves."""
+        stop = self.server.emulator._stop
+        end = time.monotonic() + max(0.0, seconds)
+        try:
+            poller = select.poll()
+            poller.register(self.connection, _GONE)
+        except (AttributeError, OSError, ValueError):  # no poll() (Windows): only the emulator's stop
+            return stop.wait(max(0.0, end - time.monotonic()))
+        while True:
+            if stop.is_set():
+                return True
+            try:
+                if poller.poll(max(0, min(100, int((end - time.monotonic()) * 1000)))):
+                    return True
+            except (OSError, ValueError):
+                return True
+            if time.monotonic() >= end:
+                return stop.is_set()
 
     def _hang(self) -> None:
         """Hold the connection without answering until the client leaves or the server stops."""
@@ -201,6 +311,41 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
         except OSError:
             pass
+
+
+class _Wire:
+    """Writes a hostile answer, each piece at its own pace, and resets after ``budget`` bytes."""
+
+    def __init__(self, handler: _Handler, budget: int | None) -> None:
+        self.handler = handler
+        self.budget = budget
+        self.sent = 0
+
+    def send(self, data: bytes, rate: float | None) -> bool:
+        """Send ``data`` (at ``rate`` bytes per second); False when the answer must stop here."""
+        cut = self.budget is not None and self.sent + len(data) >= self.budget
+        if cut:
+            data = data[:max(0, self.budget - self.sent)]  # type: ignore[operator]
+        started, done = time.monotonic(), 0
+        while done < len(data):
+            piece = data[done:] if rate is None else data[done:done + max(1, int(rate * 0.05))]
+            self.handler.wfile.write(piece)
+            done += len(piece)
+            if rate is not None and self.handler._pause(started + done / rate - time.monotonic()):
+                return False
+        self.sent += done
+        if cut:
+            self.handler._reset()
+            return False
+        return True
+
+
+def _compress(chunks: Iterable[bytes], coding: str) -> bytes:
+    """The whole body gzip- or deflate- (zlib) compressed, read chunk by chunk."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31 if coding == "gzip" else 15)
+    parts = [packer.compress(chunk) for chunk in chunks]
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 def make_server(host: str, port: int, emulator: "Emulator") -> _Server:

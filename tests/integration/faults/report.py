@@ -49,9 +49,11 @@ class MatrixReport:
         self.rows = [r for r in self.rows if r["scenario"] != row["scenario"]] + [row]
 
     def summary(self) -> str:
-        failed = sum(1 for row in self.rows if row["result"] != "pass")
+        expected = sum(1 for row in self.rows if str(row["result"]).startswith("xfail"))
+        failed = sum(1 for row in self.rows if row["result"] != "pass") - expected
+        known = f", {expected} known to fail (xfail, named in the row)" if expected else ""
         runs = "".join(f"; {name}: {spent:.0f} s" for name, spent in self.wall.items())
-        return (f"{len(self.rows)} scenarios, {failed} failed{runs}; "
+        return (f"{len(self.rows)} scenarios, {failed} failed{known}{runs}; "
                 f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
                 f"{time.strftime('%Y-%m-%d', time.gmtime(self.started))}")
 

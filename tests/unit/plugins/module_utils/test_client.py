@@ -256,6 +256,18 @@ def test_duplicate_keys_last_wins_with_warning(clock):
     assert len(r.warnings) == 1 and "'userData' twice" in r.warnings[0]
 
 
+def test_thousands_of_duplicate_keys_make_one_short_warning(clock):
+    """A hostile document with 5,000 keys sent twice: one warning line, not 5,000 (issue 14 fault matrix)."""
+    pairs = "".join(f'"dup{n:04d}\\u001b[2J": 1, "dup{n:04d}\\u001b[2J": 2, ' for n in range(5000))
+    body = ('{"compute": {' + pairs + '"vmId": "x"}, "k' + "x" * 5000 + '": 1, "k' + "x" * 5000 + '": 2}').encode()
+    r = client(Script(HttpResponse(200, {}, body), clock=clock), clock).instance()
+    assert r.data["compute"]["vmId"] == "x"
+    assert len(r.warnings) == 1, len(r.warnings)
+    warning = r.warnings[0]
+    assert warning.isprintable() and len(warning) < 1000, warning
+    assert "'dup0000\\x1b[2J'" in warning and "and 4996 more" in warning and "twice" in warning
+
+
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_redirect_is_an_error(clock, status):
     t = Script(err(status, headers={"location": "http://evil.example/"}), clock=clock)

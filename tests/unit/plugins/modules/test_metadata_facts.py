@@ -395,3 +395,12 @@ def test_no_load_balancer_request_after_a_document_that_is_not_an_instance_docum
     result, calls = run(monkeypatch, ENDPOINT, [ok({"error": "Bad request"})], load_balancer=[])
     assert result["failed"] and "not an instance document" in result["msg"]
     assert len(calls) == 1
+
+
+def test_a_filter_pattern_longer_than_any_fact_name_is_refused_before_any_request(monkeypatch):
+    """fnmatch's translation is quadratic in unclosed brackets: 8,000 of them cost seconds of CPU."""
+    result, calls = run(monkeypatch, {**ENDPOINT, "filter": ["[" * 8000, "azure_vm_id"]}, [], load_balancer=[])
+    assert result["failed"] and calls == []
+    assert result["msg"] == ("filter: a pattern of 8000 characters is longer than any fact name; give patterns of at "
+                             "most 200 characters, such as azure_*ip*.")
+    assert run(monkeypatch, {**ENDPOINT, "filter": ["[" * 200]}, [ok()], load_balancer=[])[0]["ansible_facts"] == {}

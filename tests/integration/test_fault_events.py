@@ -7,8 +7,9 @@ the document is not a scheduled-events document; events that can be read are ret
 (an odd field becomes null with a warning); warnings are few, printable and short however
 many events carry the oddity; the task ends in time.
 
-Some cases fail with the parsers of this branch and pass once the parser fixes of issue 14
-(defects 5 and 9) are merged: each is marked xfail with the defect it shows.
+Among them, the defects of issue 14 that the fault matrix found in the scheduled-events
+parser: non-ASCII digits, NotBefore dates out of the datetime range, server text that
+reached the output raw or unbounded.
 """
 from __future__ import annotations
 
@@ -51,10 +52,6 @@ PLAY = """
 """
 
 FORGED = "\u001b[2J\u001b]0;pwned\u0007\r\nok: [web01] => forged\u2028\u202e"
-DEFECT_9 = ("issue 14 defect 9 (scheduled-events parser): a non-ASCII digit, a NotBefore out of the datetime range, "
-            "or a value no number holds is a traceback; passes once the parsers helper's fixes are merged")
-DEFECT_5 = ("issue 14 defect 5: server text reaches the output raw (or unbounded) in scheduled-events messages; "
-            "passes once the parsers helper's fixes are merged")
 
 
 def event(event_id: str = "EV-1", **fields: Any) -> dict:
@@ -79,7 +76,6 @@ class Case:
     words: tuple[str, ...] = ()
     options: dict | None = None
     check: Callable[[dict], None] | None = None
-    xfail: str | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -98,20 +94,20 @@ def incarnation(value: Any):
 
 
 NOT_A_DOCUMENT = ("not a scheduled-events document",)
-ODD_NOT_BEFORES = [  # (label, NotBefore, xfail reason while the parser fixes are not merged)
-    ("in year 99999", "Mon, 01 Jan 99999 00:00:00 GMT", None),
-    ("31 Dec 9999 23:59:59 -0100 (past year 9999 in UTC)", "Fri, 31 Dec 9999 23:59:59 -0100", DEFECT_9),
-    ("01 Jan 0001 00:00:00 +0100 (before year 1 in UTC)", "Mon, 01 Jan 0001 00:00:00 +0100", DEFECT_9),
-    ("on the 32nd of January", "Wed, 32 Jan 2025 10:00:00 GMT", None),
-    ("with escapes and a line break", f"Mon, 11 Apr 2022{FORGED}", None),
-    ("of 100,000 characters", "Mon, " + "9" * 100_000, DEFECT_5),
+ODD_NOT_BEFORES = [  # (label, NotBefore)
+    ("in year 99999", "Mon, 01 Jan 99999 00:00:00 GMT"),
+    ("31 Dec 9999 23:59:59 -0100 (past year 9999 in UTC)", "Fri, 31 Dec 9999 23:59:59 -0100"),
+    ("01 Jan 0001 00:00:00 +0100 (before year 1 in UTC)", "Mon, 01 Jan 0001 00:00:00 +0100"),
+    ("on the 32nd of January", "Wed, 32 Jan 2025 10:00:00 GMT"),
+    ("with escapes and a line break", f"Mon, 11 Apr 2022{FORGED}"),
+    ("of 100,000 characters", "Mon, " + "9" * 100_000),
 ]
 
 
 CASES = [
     # -- DocumentIncarnation ----------------------------------------------------------------------
     *[Case(f"DocumentIncarnation {value!r}", document(event(), incarnation=value), False,
-           (*NOT_A_DOCUMENT, "DocumentIncarnation"), xfail=None if value.isascii() else DEFECT_9)
+           (*NOT_A_DOCUMENT, "DocumentIncarnation"))
       for value in ("\u00b2", "\u0661\u0662", "\uff11\uff12", "-1", "1e5", "")],
     *[Case(f"DocumentIncarnation {value!r}", document(event(), incarnation=value), False,
            (*NOT_A_DOCUMENT, "DocumentIncarnation"))
@@ -122,29 +118,26 @@ CASES = [
          check=incarnation(7)),
     # -- DurationInSeconds: a whole number of seconds, or the document is refused ---------------------------
     *[Case(f"DurationInSeconds {value!r}", document(event(DurationInSeconds=value)), False,
-           (*NOT_A_DOCUMENT, "DurationInSeconds"), xfail=None if not isinstance(value, str) or value.isascii()
-           else DEFECT_9)
+           (*NOT_A_DOCUMENT, "DurationInSeconds"))
       for value in ("\u00b2", "\u0661\u0662", 1e308, "soon", 1.5, True)],
     *[Case(f"DurationInSeconds {value!r}", document(event(DurationInSeconds=value)), True,
            check=events_are(1, event_id="EV-1"))
       for value in (-1, -5, 0, None)],
     # -- NotBefore ----------------------------------------------------------------------------------------
-    *[Case(f"NotBefore {label}", document(event(NotBefore=value)), True, check=events_are(1, not_before_utc=None),
-           xfail=xfail)
-      for label, value, xfail in ODD_NOT_BEFORES],
+    *[Case(f"NotBefore {label}", document(event(NotBefore=value)), True, check=events_are(1, not_before_utc=None))
+      for label, value in ODD_NOT_BEFORES],
     Case("NotBefore a number", document(event(NotBefore=1700000000)), False, (*NOT_A_DOCUMENT, "NotBefore")),
     # -- many events, huge ids, odd shapes ------------------------------------------------------------------
     Case("5,000 events for this VM", document(*[event(f"EV-{n:05d}") for n in range(5000)]), True,
          check=events_are(5000, event_id="EV-00000")),
     Case("5,000 events with a NotBefore that is no date", document(*[event(f"EV-{n:05d}", NotBefore="tomorrow")
                                                                      for n in range(5000)]), True,
-         check=events_are(5000, not_before_utc=None), xfail=DEFECT_5),
+         check=events_are(5000, not_before_utc=None)),
     Case("an EventId of 100,000 characters, approved", document(event("E" * 100_000)), True,
-         options={"approve": "all_for_this_vm"}, check=lambda result: result["approved"] == ["E" * 100_000],
-         xfail=DEFECT_5),
+         options={"approve": "all_for_this_vm"}, check=lambda result: result["approved"] == ["E" * 100_000]),
     Case("an EventId with escapes, found by a wait", document(event(f"EV{FORGED}")), True,
          options={"wait_for": ["Freeze"], "wait_timeout": 5, "poll_interval": 1},
-         check=lambda result: result["matched"][0]["event_id"] == f"EV{FORGED}", xfail=DEFECT_5),
+         check=lambda result: result["matched"][0]["event_id"] == f"EV{FORGED}"),
     Case("20,000 Resources in one event", document(event(Resources=[f"vm-{n}" for n in range(20_000)] + [ME])), True,
          check=events_are(1, for_this_vm=True)),
     Case("Resources that are numbers", document(event(Resources=[1, None, ME])), False,
@@ -181,8 +174,7 @@ def shown(case: Case) -> str:
     return case.name.encode("unicode_escape").decode("ascii")
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=c.xfail, strict=True))
-                                  if c.xfail else c for c in CASES], ids=shown)
+@pytest.mark.parametrize("case", CASES, ids=shown)
 def test_scheduled_events_document(outcomes, case, request):
     outcome = outcomes[case.name]
     result = outcome.result
@@ -192,7 +184,7 @@ def test_scheduled_events_document(outcomes, case, request):
            "expected": "events, odd fields null" if case.ok else "one-line failure: not a scheduled-events document",
            "observed": (f"{len(result.get('events') or [])} events" if outcome.status == "ok" else f"failed: {msg}")[:300],
            "seconds": None, "task": outcome.seconds, "bound": BOUND, "requests": len(outcome.requests),
-           "result": f"xfail: {case.xfail.split(':')[0].split(' (')[0]}" if case.xfail else "FAIL"}
+           "result": "FAIL"}
     register(request.config).add(row)
     assert "Traceback" not in json.dumps(result) and "module_stderr" not in result, result.get("module_stderr")
     assert msg.isprintable() and len(msg) <= MAX_TEXT, repr(msg[:500])

@@ -2,7 +2,7 @@
 
 ``framing``, ``encoding``, ``interim``, ``dribble_head``, ``reason``, ``status_line``,
 ``raw_headers``, ``reset_after``, ``mute``, ``error_body_size`` and ``only_path`` (the
-fault matrix plays them against the collection: tests/integration/test_fault_matrix.py),
+fault matrix plays them against the collection: tests/playbooks/test_fault_matrix.py),
 and the ``ended`` time of every request in the log.
 """
 from __future__ import annotations

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.integration.faults.hosts import HostOutcome, gather_play, play_with_emulators
-from tests.integration.faults.matrix import profile_document
-from tests.integration.faults.report import register
+from ansible_collections.imds.azure.tests.playbooks.faults.hosts import HostOutcome, gather_play, play_with_emulators
+from ansible_collections.imds.azure.tests.playbooks.faults.matrix import profile_document
+from ansible_collections.imds.azure.tests.playbooks.faults.report import register
 
 VM_ID = profile_document("linux")["compute"]["vmId"]
 AT_ONCE = 20.0  # a task that fails before any request: worker, Python and AnsiballZ on a loaded runner

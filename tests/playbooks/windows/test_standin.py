@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.windows import CONNECTION_PLUGINS
+from ansible_collections.imds.azure.tests.playbooks.windows import CONNECTION_PLUGINS
 
 spec = importlib.util.spec_from_file_location("imds_windows_standin", CONNECTION_PLUGINS / "imds_windows_standin.py")
 standin = importlib.util.module_from_spec(spec)

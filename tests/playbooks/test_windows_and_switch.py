@@ -1,6 +1,6 @@
 """Mixed inventories, gather_facts on Windows hosts, and the one switch to another endpoint, through real ansible-playbook.
 
-The Windows host is played by the stand-in connection (tests/integration/windows); every
+The Windows host is played by the stand-in connection (tests/playbooks/windows); every
 endpoint is an emulator on 127.0.0.1.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs
+from ansible_collections.imds.azure.tests.playbooks.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs
 from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PROFILES = REPO / "tests" / "emulator" / "profiles"

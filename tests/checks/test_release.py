@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 JUNK_DIRS = (
     ".venv", ".git", ".cache", ".ansible", ".pytest_cache", ".hypothesis", ".mypy_cache",
     ".ruff_cache", ".tox", "__pycache__", "tests/output", "bench/results",
-    "tests/unit/plugins/module_utils/__pycache__", "tests/integration/.hypothesis",
+    "tests/unit/plugins/module_utils/__pycache__", "tests/playbooks/.hypothesis",
     "tests/.pytest_cache", "tests/unit/.pytest_cache", "tests/emulator/__pycache__", "tools/imds_emulator/__pycache__",
     "extensions/molecule/route/.cache", "extensions/molecule/route/.ansible", "roles/route/.ansible",
 )

@@ -1,7 +1,7 @@
 """The playbooks in docs/examples/ (the scenarios of Microsoft's IMDS documentation), run
 as a user runs them, against a fleet of emulated VMs, with their outcome checked.
 
-Each inventory host has its own emulator through imds_endpoint (tests/integration/fleet.py);
+Each inventory host has its own emulator through imds_endpoint (tests/playbooks/fleet.py);
 the examples' file locations are variables, pointed into the test's folder here.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.imds.azure.tests.integration.fleet import make_fleet
+from ansible_collections.imds.azure.tests.playbooks.fleet import make_fleet
 from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 EXAMPLES = REPO / "docs" / "examples"

@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.integration.faults.hosts import play_with_emulators
-from tests.integration.faults.report import register
+from ansible_collections.imds.azure.tests.playbooks.faults.hosts import play_with_emulators
+from ansible_collections.imds.azure.tests.playbooks.faults.report import register
 
 ME = "web-linux-01"  # the linux profile's compute name
 VERSION = "2020-07-01"

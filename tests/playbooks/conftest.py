@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.windows import CFG, INVENTORY_VARS
+from ansible_collections.imds.azure.tests.playbooks.windows import CFG, INVENTORY_VARS
 
 
 @pytest.fixture(params=["posix", "windows"])
 def host(request):
     """playbook() arguments for the managed host: POSIX (a local connection), or a Windows host.
 
-    The Windows host is played by the stand-in connection (tests/integration/windows): the
+    The Windows host is played by the stand-in connection (tests/playbooks/windows): the
     action plugin runs the client on the controller and each request through win_uri.
     Tasks that write results for the test run on the controller (``delegate_to: localhost``).
     """

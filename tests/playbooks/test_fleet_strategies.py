@@ -1,6 +1,6 @@
 """Fleet settings: strategy free, high forks and serial batches over many hosts.
 
-Every inventory host is a VM with its own IMDS emulator (tests/integration/fleet.py), so
+Every inventory host is a VM with its own IMDS emulator (tests/playbooks/fleet.py), so
 each host must come out with its own facts, whatever order and parallelism Ansible
 picks, and each emulator must see exactly the requests of its own host.
 """
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.fleet import make_fleet
+from ansible_collections.imds.azure.tests.playbooks.fleet import make_fleet
 
 REPORT = """
     - name: Report

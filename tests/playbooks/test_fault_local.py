@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults.hosts import NETNS_REASON, can_make_netns, gather_play, play_hosts
-from tests.integration.faults.matrix import Trap, profile_document
-from tests.integration.faults.report import register
+from ansible_collections.imds.azure.tests.playbooks.faults.hosts import NETNS_REASON, can_make_netns, gather_play, play_hosts
+from ansible_collections.imds.azure.tests.playbooks.faults.matrix import Trap, profile_document
+from ansible_collections.imds.azure.tests.playbooks.faults.report import register
 
 VM_ID = profile_document("linux")["compute"]["vmId"]
 T, R = 2.0, 3.0

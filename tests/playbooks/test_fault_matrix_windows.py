@@ -1,6 +1,6 @@
 """The fault matrix through the Windows path: the same scenarios, each host a Windows host.
 
-Every host is played by the stand-in connection (tests/integration/windows), so
+Every host is played by the stand-in connection (tests/playbooks/windows), so
 imds.azure.metadata_facts takes its action plugin's Windows path: the client runs here
 on the controller and each attempt is one ansible.windows.win_uri run, which the
 stand-in performs against the emulator as win_uri does on .NET. Expected: the same
@@ -21,10 +21,10 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.faults.matrix import Outcome, Scenario, run_matrix
-from ansible_collections.imds.azure.tests.integration.faults.report import register
-from ansible_collections.imds.azure.tests.integration.test_fault_matrix import FAIL_FAST, LINUX, SCENARIOS, T, assert_outcome, selected_scenarios
-from ansible_collections.imds.azure.tests.integration.windows import standin_runs
+from ansible_collections.imds.azure.tests.playbooks.faults.matrix import Outcome, Scenario, run_matrix
+from ansible_collections.imds.azure.tests.playbooks.faults.report import register
+from ansible_collections.imds.azure.tests.playbooks.test_fault_matrix import FAIL_FAST, LINUX, SCENARIOS, T, assert_outcome, selected_scenarios
+from ansible_collections.imds.azure.tests.playbooks.windows import standin_runs
 
 ATTEMPT_OVERHEAD = 0.5  # seconds per attempt: one win_uri run (payload built, sent, answered) on a loaded runner
 ROUNDING = 1.0  # win_uri's url_timeout is whole seconds: the last attempt may end up to 1 s past the deadline

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.test_metadata_facts import gather, profile
+from ansible_collections.imds.azure.tests.playbooks.test_metadata_facts import gather, profile
 
 
 def public(document: dict) -> dict:

@@ -2,7 +2,7 @@
 
 Each scenario states what the user must see (the right facts, or a failure whose
 message names the cause) and the time the task may take at most; all scenarios play
-in one ansible-playbook run (one host each, see tests/integration/faults/matrix.py) and
+in one ansible-playbook run (one host each, see tests/playbooks/faults/matrix.py) and
 each is asserted on its own. The table of results is printed at the end of the run and
 kept in docs/docsite/rst/reliability.rst.
 
@@ -26,8 +26,8 @@ import json
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.faults.matrix import Outcome, Scenario, profile_document, run_matrix
-from ansible_collections.imds.azure.tests.integration.faults.report import register
+from ansible_collections.imds.azure.tests.playbooks.faults.matrix import Outcome, Scenario, profile_document, run_matrix
+from ansible_collections.imds.azure.tests.playbooks.faults.report import register
 
 T = 2.0  # per-request timeout (seconds)
 R = 3.0  # retry_timeout for scenarios that must give up
@@ -758,7 +758,7 @@ def busiest(times: list[float], window: float) -> int:
 
 def test_two_plays_at_once_stay_under_5_requests_per_second(emulator, playbook, request):
     """Two ansible-playbook runs, four forks each, the module and the live lookup in every fork."""
-    from ansible_collections.imds.azure.tests.integration.faults.matrix import Trap
+    from ansible_collections.imds.azure.tests.playbooks.faults.matrix import Trap
 
     emu = emulator(profile="linux")
     trap = Trap("127.0.0.2")  # the controller's proxy variables point here; it must see nothing

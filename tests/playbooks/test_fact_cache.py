@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ansible_collections.imds.azure.tests.integration.fleet import make_fleet
+from ansible_collections.imds.azure.tests.playbooks.fleet import make_fleet
 
 GATHER = """
 - name: Gather into the cache

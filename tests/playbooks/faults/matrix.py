@@ -327,7 +327,7 @@ def run_matrix(scenarios: list[Scenario], tmp_path: Path, forks: int = 8,
     """Start every scenario's stage, play them all in one ansible-playbook run, stop the stages.
 
     ``windows``: every host is a Windows host played by the stand-in connection
-    (tests/integration/windows), so the action plugin runs the client here and each
+    (tests/playbooks/windows), so the action plugin runs the client here and each
     attempt goes through win_uri; a host's client time then ends when its result
     arrives (there is no module process to time). ``hostvars_for`` adds variables.
     """
@@ -359,7 +359,7 @@ def run_matrix(scenarios: list[Scenario], tmp_path: Path, forks: int = 8,
             hostnames[scenario.name] = names
             for name in names:
                 hostvars[name] = variables
-        from ansible_collections.imds.azure.tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG
+        from ansible_collections.imds.azure.tests.playbooks.windows import CFG, INVENTORY_VARS, STANDIN_LOG
 
         connection = INVENTORY_VARS if windows else "ansible_connection=local"
         inventory = "".join(f"{name} {connection}\n" for name in hostvars)

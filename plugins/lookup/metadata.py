@@ -567,9 +567,11 @@ class LookupModule(LookupBase):
 
     def _settings(self) -> LiveSettings:
         try:
-            return LiveSettings(endpoint(self.get_option("endpoint")), self.get_option("api_version"),
+            # imds_azure_endpoint may hold a template ("http://{{ emulator_host }}:8169"), as it may for the modules
+            raw = self.get_option("endpoint")
+            return LiveSettings(endpoint(self._template(raw) if isinstance(raw, str) else raw), self.get_option("api_version"),
                                 self.get_option("timeout"), self.get_option("retry_timeout"))
-        except OptionError as exc:
+        except (OptionError, ValueError) as exc:
             raise AnsibleLookupError(f"imds.azure.metadata: {exc}") from None
 
     def _probe_timeout(self) -> float:

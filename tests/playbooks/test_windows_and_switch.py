@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.imds.azure.tests.playbooks.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs
 from ansible_collections.imds.azure.tests.utils.paths import REPO
 
-PROFILES = REPO / "tests" / "emulator" / "profiles"
+PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
 FACTS_MODULES = "facts_modules = ansible.builtin.setup, imds.azure.metadata_facts\ngather_timeout = 60\n"
 # The documented mixed inventory: Windows hosts have their own fact modules.
 MIXED = f"""[linux]
@@ -176,7 +176,7 @@ def test_the_switch_points_every_plugin_at_the_emulator(emulator, playbook, host
     # with the switch, an explicit endpoint: asked at once, no probe (one instance request, one lookup)
     instance = [r for r in switched.requests if r["path"] == "/metadata/instance"]
     assert len(instance) == 2
-    assert [r["path"] for r in own.requests] == ["/metadata/instance"]
+    assert [r["path"] for r in own.requests] == ["/metadata/instance", "/metadata/loadbalancer"]
 
 
 def test_gather_facts_follows_the_switch_through_module_defaults(emulator, playbook, host):
@@ -208,10 +208,18 @@ def test_a_templated_switch_variable_is_templated(emulator, playbook, host):
   tasks:
     - imds.azure.metadata_facts:
     - imds.azure.scheduled_events:
+    - name: The lookup templates the switch too
+      ansible.builtin.copy:
+        content: "{{ lookup('imds.azure.metadata', 'compute/vmId', source='live', allow_live_for_remote_hosts=true)
+                     | to_json }}"
+        dest: "{{ out_dir }}/saved.json"
+        mode: "0600"
+      delegate_to: localhost
 """
-    playbook(pb, extra_vars={"emulator_url": switched.url}, **host).check()
+    result = playbook(pb, extra_vars={"emulator_url": switched.url}, **host).check()
+    assert saved(result) == vm_id("scaleset")
     assert [r["path"] for r in switched.requests if r["path"] != "/metadata/instance/compute/name"] == [
-        "/metadata/instance", "/metadata/scheduledevents"]
+        "/metadata/instance", "/metadata/loadbalancer", "/metadata/scheduledevents", "/metadata/instance"]
 
 
 def test_a_bad_switch_is_a_clear_failure(playbook, host):

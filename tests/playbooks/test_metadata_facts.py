@@ -224,16 +224,8 @@ def test_bad_option_is_a_clear_failure(emulator, playbook, host):
 needs_root = netns.skip_unless_possible()
 
 
-@pytest.mark.netns
-@needs_root
-def test_default_endpoint_inside_namespace(tmp_path):
-    """The emulator on the real 169.254.169.254:80, in a namespace of our own."""
-    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
-
-    dmi = tmp_path / "chassis_asset_tag"
-    dmi.write_text("7783-7084-3265-9085-8269-3286-77\n")
-    pb = tmp_path / "pb.yml"
-    pb.write_text("""
+# The default endpoint, and the DMI file the test writes: the module decides as on a VM
+DMI_PLAY = """
 - hosts: localhost
   connection: local
   gather_facts: false
@@ -244,7 +236,19 @@ def test_default_endpoint_inside_namespace(tmp_path):
         content: "{{ ansible_facts | to_json }}"
         dest: "{{ out }}"
         mode: "0600"
-""")
+"""
+
+
+@pytest.mark.netns
+@needs_root
+def test_default_endpoint_inside_namespace(tmp_path):
+    """The emulator on the real 169.254.169.254:80, in a namespace of our own."""
+    from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
+
+    dmi = tmp_path / "chassis_asset_tag"
+    dmi.write_text("7783-7084-3265-9085-8269-3286-77\n")
+    pb = tmp_path / "pb.yml"
+    pb.write_text(DMI_PLAY)
     out = tmp_path / "facts.json"
     log = tmp_path / "requests.jsonl"
     script = f"""{netns.serve_imds(tmp_path / "port", profile="linux", log=log)}
@@ -276,18 +280,7 @@ def test_off_azure_inside_namespace(tmp_path, dmi_content, expect_reason):
         dmi.write_text(dmi_content)
     out = tmp_path / "facts.json"
     pb = tmp_path / "pb.yml"
-    pb.write_text("""
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - imds.azure.metadata_facts:
-        dmi_path: "{{ dmi }}"
-    - ansible.builtin.copy:
-        content: "{{ ansible_facts | to_json }}"
-        dest: "{{ out }}"
-        mode: "0600"
-""")
+    pb.write_text(DMI_PLAY)
     # a namespace where 169.254.0.0/16 is on-link through a veth pair nobody answers on:
     # the request leaves by the wrong interface and dies there, as on a cluster node
     script = f"""

@@ -17,7 +17,7 @@ import zlib
 import pytest
 import requests
 
-from tests.emulator.test_faults import INSTANCE, raw_exchange
+from ansible_collections.imds.azure.tests.emulator.test_faults import INSTANCE, raw_exchange
 
 
 def exchange(emu, timeout: float = 5) -> tuple[bytes, BaseException | None]:

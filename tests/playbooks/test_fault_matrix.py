@@ -926,7 +926,7 @@ def test_the_module_refuses_a_huge_body_with_bounded_memory(emulator, faults, re
     import subprocess
     import sys
 
-    from tests.utils.paths import collections_path
+    from ansible_collections.imds.azure.tests.utils.paths import collections_path
 
     def probe(url):
         args = json.dumps({"ANSIBLE_MODULE_ARGS": {"endpoint": url, "timeout": 20, "retry_timeout": 0}})

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from tests.utils.paths import REPO
-from tests.utils.playbook import PlaybookResult, ansible_env, run_playbook
+from ansible_collections.imds.azure.tests.utils.paths import REPO
+from ansible_collections.imds.azure.tests.utils.playbook import PlaybookResult, ansible_env, run_playbook
 
 from .matrix import CALLBACKS
 
@@ -34,6 +34,8 @@ NETNS_REASON = "needs root, unshare and ip to create a network namespace"
 def gather_play(options: Iterable[str], *, environment: bool = False) -> str:
     """A play of imds.azure.metadata_facts, one case per host: each option from ``cases[host]`` when it is set."""
     lines = "".join(f'        {name}: "{{{{ case.{name} | default(omit) }}}}"\n' for name in options)
+    # one request per gather: these suites are about the first one (the matrix has rows of its own for the second)
+    lines += '        load_balancer: "{{ case.load_balancer | default(false) }}"\n' if "load_balancer" not in options else ""
     env = '      environment: "{{ case.env | default({}) }}"\n' if environment else ""
     return ("- name: One case per host\n  hosts: all\n  gather_facts: false\n  strategy: host_pinned\n  tasks:\n"
             f"    - name: Gather\n      imds.azure.metadata_facts:\n{lines}{env}"

@@ -473,6 +473,9 @@ def shown(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
+INSTANCE_ONLY = {"only_path": "/metadata/instance"}  # the load balancer request answered as usual
+
+
 def raw(**headers: str) -> dict:
     return {"raw_headers": [[name.replace("_", "-"), value] for name, value in headers.items()]}
 
@@ -584,8 +587,8 @@ HOSTILE = [
              False, raw(Content_Encoding="gzip\u001b[2J\r\nX-Forged: 1"), FAIL_FAST,
              words=("-encoded body", "gzip\\x1b[2j"), check=each(nothing_raw, attempts(1))),
     Scenario("a key with escapes, sent twice", "facts; the warning on one line", AT_ONCE, True,
-             body(ESCAPED_DUPLICATE), FAIL_FAST, words=("twice",), check=each(nothing_raw, warned_at_most(1))),
-    Scenario("5,000 keys, each sent twice", "facts; a bounded warning", AT_ONCE, True, body(DUPLICATES), FAIL_FAST,
+             {**body(ESCAPED_DUPLICATE), **INSTANCE_ONLY}, FAIL_FAST, words=("twice",), check=each(nothing_raw, warned_at_most(1))),
+    Scenario("5,000 keys, each sent twice", "facts; a bounded warning", AT_ONCE, True, {**body(DUPLICATES), **INSTANCE_ONLY}, FAIL_FAST,
              words=("twice",), check=each(nothing_raw, warned_at_most(3))),
     # -- Retry-After, odd values: the back-off floor holds, a wait beyond the budget ends at once ---
     *[Scenario(f"{status} with Retry-After: {shown(value)}", "fails in time, backing off (floor 0.25 s)", GIVES_UP,

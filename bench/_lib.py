@@ -32,7 +32,9 @@ PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_pro
               "no_proxy", "NO_PROXY")
 
 sys.path.insert(0, str(REPO))
-from ansible_collections.imds.azure.tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
+from tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
+
+sys.path.insert(0, str(collections_path()))  # the checkout as ansible_collections.imds.azure, for the shared test helpers
 
 
 # -- the machine ----------------------------------------------------------------------

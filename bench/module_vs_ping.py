@@ -26,6 +26,7 @@ installed, and is reported as skipped otherwise (the ``ansible`` package does no
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,9 @@ def namespace_peers(workdir: Path, variant: Any, tasks: int, rounds: int) -> dic
                     spent = run_playbook(where / kind, PLAY.format(name=kind, tasks=unit_tasks({kind: unit}, tasks)),
                                          prefix=prefix, collections=variant.collections)
                     cpu[kind].append((spent["cpu_seconds"] - base["cpu_seconds"]) / tasks)
-            requests = len(log.read_text(encoding="utf-8").splitlines()) if log.exists() else 0
+            logged = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+            # the instance requests; each gather's load balancer request comes on top
+            requests = len([entry for entry in logged if entry.get("path") == "/metadata/instance"])
     except RuntimeError as exc:
         return {"skipped": str(exc).splitlines()[0]}
     # each facts task asked the emulator at 169.254.169.254 once (the sap module's requests come on top)

@@ -98,7 +98,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ansible_collections.imds.azure.plugins.module_utils._text import printable, whole_number
 from ansible_collections.imds.azure.plugins.module_utils._versions import FIELDS, Field, field_expected, field_since
@@ -166,10 +166,8 @@ def _tree(fields: tuple[Field, ...], top: str) -> _Node:
         node = root
         for segment in parents:
             if segment.endswith("[]"):
-                item = node.children[_KNOWN_SNAKE[segment[:-2]]].item
-                if item is None:  # the field table lists a list's items only after the list
-                    raise ValueError(f"{field.path}: {segment} is not a list in the field table")
-                node = item
+                # the field table lists a list before its items, so this node is a list's
+                node = cast(_Node, node.children[_KNOWN_SNAKE[segment[:-2]]].item)
             else:
                 node = node.children[_KNOWN_SNAKE[segment]]
         node.children[_KNOWN_SNAKE[last]] = _Node(field.kind)

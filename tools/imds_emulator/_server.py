@@ -101,6 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             reply = forced or emu.answer(self.command, path, query, headers, body, faults)
             entry["status"] = reply.status
+            entry.update(reply.log)
             emu._log(entry)
             self._write(reply, faults)
         except (BrokenPipeError, ConnectionResetError, socket.timeout):

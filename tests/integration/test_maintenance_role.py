@@ -35,6 +35,10 @@ DRAIN = """
   changed_when: false
 """
 RESTORE = """
+- name: Put the host back into service, which fails once on web1 when asked to
+  ansible.builtin.shell: test -e "{{ fail_restore }}" || { touch "{{ fail_restore }}"; echo "no answer" >&2; exit 1; }
+  when: fail_restore | default('') | length > 0 and inventory_hostname == 'web1'
+  changed_when: false
 - name: Put the host back into service
   ansible.builtin.shell: echo "restore {{ inventory_hostname }} {{ imds_azure_maintenance_event.event_id }} $(date +%s.%N)" >> "{{ trace }}"
   changed_when: true
@@ -82,11 +86,13 @@ def setup(tmp_path, fleet):
             "reports": tmp_path / "reports", "marker": tmp_path / "drain-failed-once"}
 
 
-def run(playbook, setup, *args, fail_once=False):
+def run(playbook, setup, *args, fail_once=False, fail_restore=False):
     extra = {"tasks_dir": str(setup["tasks"]), "trace": str(setup["trace"]),
              "imds_azure_maintenance_report_dir": str(setup["reports"])}
     if fail_once:
         extra["fail_once"] = str(setup["marker"])
+    if fail_restore:
+        extra["fail_restore"] = str(setup["marker"])
     return playbook(PLAY, inventory=setup["inventory"], extra_vars=extra, args=args, timeout=240)
 
 
@@ -207,3 +213,21 @@ def test_a_rerun_after_a_failed_drain_finishes_the_job(fleet, setup, playbook):
     assert json.loads((setup["reports"] / "maintenance-state.json").read_text()) == {"drained": {}}
     second = reports(setup)[1]
     assert second["status"] == "ok" and [e["event_id"] for e in second["handled"]] == [REBOOT]
+
+
+def test_a_rerun_after_a_failed_restore_restores_first(fleet, setup, playbook):
+    failed = run(playbook, setup, fail_restore=True)
+    assert failed.returncode != 0
+    # approved and over, but the restore failed: both hosts are still recorded as out
+    assert [ids for _t, _vm, ids in approvals(fleet)] == [[FREEZE], [REBOOT]] and status(fleet) == {}
+    state = json.loads((setup["reports"] / "maintenance-state.json").read_text())
+    assert sorted(state["drained"]) == ["web1", "web2"]
+    assert reports(setup)[0]["status"] == "failed" and reports(setup)[0]["still_drained"].keys() == {"web1", "web2"}
+
+    run(playbook, setup, fail_restore=True).check()
+    assert len(approvals(fleet)) == 2  # nothing approved again
+    assert sorted((s, h) for s, h, _e, _w in trace(setup)) == [
+        ("drain", "web1"), ("drain", "web2"), ("restore", "web1"), ("restore", "web2")]
+    second = reports(setup)[1]
+    assert second["status"] == "ok" and second["restored_first"] == ["web1", "web2"] and second["handled"] == []
+    assert json.loads((setup["reports"] / "maintenance-state.json").read_text()) == {"drained": {}}

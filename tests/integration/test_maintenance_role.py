@@ -231,3 +231,35 @@ def test_a_rerun_after_a_failed_restore_restores_first(fleet, setup, playbook):
     second = reports(setup)[1]
     assert second["status"] == "ok" and second["restored_first"] == ["web1", "web2"] and second["handled"] == []
     assert json.loads((setup["reports"] / "maintenance-state.json").read_text()) == {"drained": {}}
+
+
+# -- docs/examples/drain.yml ----------------------------------------------------------------------
+
+def test_the_drain_example(fleet, setup, playbook, tmp_path):
+    from tests.utils.paths import REPO
+
+    reports_dir = tmp_path / "example-reports"
+
+    def example(**extra):
+        return playbook(REPO / "docs" / "examples" / "drain.yml", inventory=setup["inventory"], timeout=240,
+                        extra_vars={"drain_hosts": "web", "drain_grace_seconds": 0, "reports_dir": str(reports_dir),
+                                    **extra})
+
+    # by default half the hosts may be out: the Reboot of two of three is held, the Freeze approved by its rule
+    example().check()
+    assert [ids for _t, _vm, ids in approvals(fleet)] == [[FREEZE]]
+    (held,) = [json.loads(p.read_text()) for p in reports_dir.glob("maintenance-2*.json")]
+    assert [(e["event_id"], e["action"]) for e in held["not_handled"]] == [(REBOOT, "hold")]
+    assert "would take 2 of 3 hosts out at once" in held["not_handled"][0]["reason"]
+    assert status(fleet) == {REBOOT: "Scheduled"}
+
+    # two of three allowed: both drained (the flag files), approved once, over, flags lowered
+    result = example(drain_max_share=0.67).check()
+    assert [ids for _t, _vm, ids in approvals(fleet)] == [[FREEZE], [REBOOT]] and status(fleet) == {}
+    reports_written = sorted(reports_dir.glob("maintenance-2*.json"))
+    assert len(reports_written) == 2 and str(reports_written[1]) in result.stdout
+    done = json.loads(reports_written[1].read_text())
+    assert [(e["event_id"], e["drained"], e["restored"]) for e in done["handled"]] == [
+        (REBOOT, ["web1", "web2"], ["web1", "web2"])]
+    assert list(reports_dir.glob("*.out-of-service")) == []
+    assert "Raise the flag that takes the VM out of the load balancer" in result.stdout

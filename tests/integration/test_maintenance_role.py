@@ -132,7 +132,7 @@ def test_a_round_over_the_fleet(fleet, setup, playbook):
     result = run(playbook, setup).check()
     steps = trace(setup)
     # the Reboot's two hosts were drained, the event approved once they were both out, then restored
-    assert sorted((s, h, e) for s, h, e, _ in steps) == [
+    assert sorted((s, h, e) for s, h, e, _when in steps) == [
         ("drain", "web1", REBOOT), ("drain", "web2", REBOOT), ("restore", "web1", REBOOT), ("restore", "web2", REBOOT)]
     served = approvals(fleet)
     assert [ids for _t, _vm, ids in served] == [[FREEZE], [REBOOT]]  # each approved once; the Freeze by its rule

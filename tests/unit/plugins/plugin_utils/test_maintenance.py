@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.imds.azure.plugins.filter.maintenance import maintenance_plan
 from ansible_collections.imds.azure.plugins.module_utils._events import parse_document
 from ansible_collections.imds.azure.plugins.plugin_utils._maintenance import MaintenanceInputError, plan
 
@@ -155,9 +152,3 @@ def test_bad_input_is_one_line_naming_what_to_fix(hosts, options, message):
     with pytest.raises(MaintenanceInputError) as caught:
         plan(hosts, **options)
     assert message in str(caught.value) and "\n" not in str(caught.value)
-
-
-def test_the_filter_names_itself_in_errors():
-    with pytest.raises(AnsibleFilterError, match=r"^imds.azure.maintenance_plan: the hosts must be"):
-        maintenance_plan([])
-    assert maintenance_plan(fleet([]))["events"] == []

@@ -332,7 +332,9 @@ already_started:
   type: list
   elements: str
 not_found:
-  description: Ids given to O(approve) that are not (or no longer) in the document; nothing was sent for them.
+  description:
+    - Ids given to O(approve) that are not (or no longer) in the document; nothing was sent for them.
+    - Ids given to O(end_event_ids) that were not in the document when the end wait began (over already).
   returned: always
   type: list
   elements: str

@@ -29,6 +29,7 @@ DRAIN = """
 - name: Take the host out of service
   ansible.builtin.shell: echo "drain {{ inventory_hostname }} {{ imds_azure_maintenance_event.event_id }} $(date +%s.%N)" >> "{{ trace }}"
   changed_when: true
+  notify: Tell the monitoring
 - name: Check that it is out, which fails once on web2
   ansible.builtin.shell: test -e "{{ fail_once }}" || { touch "{{ fail_once }}"; echo "still serving" >&2; exit 1; }
   when: fail_once | default('') | length > 0 and inventory_hostname == 'web2'
@@ -58,6 +59,10 @@ PLAY = """
         imds_azure_maintenance_max_share: 0.67
         imds_azure_maintenance_poll_interval: 1
         imds_azure_maintenance_end_timeout: 60
+  handlers:
+    - name: Tell the monitoring
+      ansible.builtin.shell: echo "{{ inventory_hostname }} $(date +%s.%N)" >> "{{ trace }}.handlers"
+      changed_when: true
 """
 
 
@@ -142,7 +147,11 @@ def test_a_round_over_the_fleet(fleet, setup, playbook):
     # the emulator's clock (monotonic) and date +%s differ in origin: compare through the wall clock
     offset = time.time() - time.monotonic()
     assert max(drains) < reboot_approved + offset < min(restores)
-    assert served[0][0] + offset < min(drains)  # the Freeze was handled (and over) before anyone went out
+    assert served[0][0] + offset < min(drains)  # the Freeze was handled before anyone went out
+    # the handlers the drain notified ran before the approval
+    handled = [line.split() for line in (setup["trace"].parent / "trace.log.handlers").read_text().splitlines()]
+    assert sorted(host for host, _when in handled) == ["web1", "web2"]
+    assert max(float(when) for _host, when in handled) < reboot_approved + offset
     # approved by a VM the Reboot does not name, which also waited for its end
     assert served[1][1] == "web3"
     most, left_out = most_out_at_once(steps)

@@ -149,9 +149,9 @@ def test_a_round_over_the_fleet(fleet, setup, playbook):
     assert max(drains) < reboot_approved + offset < min(restores)
     assert served[0][0] + offset < min(drains)  # the Freeze was handled before anyone went out
     # the handlers the drain notified ran before the approval
-    handled = [line.split() for line in (setup["trace"].parent / "trace.log.handlers").read_text().splitlines()]
-    assert sorted(host for host, _when in handled) == ["web1", "web2"]
-    assert max(float(when) for _host, when in handled) < reboot_approved + offset
+    notified = [line.split() for line in (setup["trace"].parent / "trace.log.handlers").read_text().splitlines()]
+    assert sorted(host for host, _when in notified) == ["web1", "web2"]
+    assert max(float(when) for _host, when in notified) < reboot_approved + offset
     # approved by a VM the Reboot does not name, which also waited for its end
     assert served[1][1] == "web3"
     most, left_out = most_out_at_once(steps)

@@ -7,7 +7,9 @@
 Everything here is pure: no HTTP, and the time comes in as an argument. The module
 ``imds.azure.scheduled_events`` fetches the document, and this file says what it holds
 (``parse_document``), which events concern this VM, which events an approval covers
-(``plan_approval``) and, for a wait, when to stop polling (``poll_until``).
+(``plan_approval``), which events a rule approves (``read_rules``, ``matching_rule``), which
+events are still listed (``still_listed``, the end of an event) and, for a wait, when to stop
+polling (``poll_until``).
 
 A document as Microsoft documents it::
 
@@ -40,8 +42,11 @@ from ansible_collections.imds.azure.plugins.module_utils._text import printable,
 
 EVENTS_PATH = "/metadata/scheduledevents"
 EVENT_TYPES: tuple[str, ...] = ("Freeze", "Reboot", "Redeploy", "Preempt", "Terminate")
+EVENT_SOURCES: tuple[str, ...] = ("Platform", "User")
 APPROVE_ALL = "all_for_this_vm"
 SCHEDULED = "Scheduled"
+STARTED = "Started"
+RULE_KEYS: tuple[str, ...] = ("event_types", "event_sources", "max_duration")
 
 _UTC = datetime.timezone.utc
 # RFC 1123 as IMDS writes it ("Mon, 11 Apr 2022 22:26:58 GMT"), the day name optional and
@@ -64,6 +69,28 @@ class EventsDocument(t.NamedTuple):
     incarnation: int
     events: list[dict[str, t.Any]]
     warnings: list[str]
+
+
+class Rule(t.NamedTuple):
+    """One approval rule: an event matches when it has every property the rule names.
+
+    ``None`` means the rule does not look at that property. ``max_duration``: the event's
+    ``DurationInSeconds`` is known and at most this many seconds.
+    """
+
+    event_types: frozenset[str] | None
+    event_sources: frozenset[str] | None
+    max_duration: float | None
+
+    def describe(self) -> str:
+        """``Freeze events from Platform lasting at most 10 s`` for messages and reports."""
+        kinds = "/".join(sorted(self.event_types)) if self.event_types else "any"
+        text = f"{kinds} events"
+        if self.event_sources:
+            text += f" from {'/'.join(sorted(self.event_sources))}"
+        if self.max_duration is not None:
+            text += f" lasting at most {self.max_duration:g} s"
+        return text
 
 
 class ApprovalPlan(t.NamedTuple):
@@ -271,6 +298,103 @@ def plan_approval(events: list[dict[str, t.Any]], requested: t.Sequence[str]) ->
         else:
             plan.already_started.append(item["event_id"])
     return plan
+
+
+def _names(value: t.Any, allowed: tuple[str, ...], where: str, key: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{where} {key} must be a non-empty list of {', '.join(allowed)}, not {shown(value)}")
+    unknown = [item for item in value if item not in allowed]
+    if unknown:
+        raise ValueError(f"{where} {key} has {shown(unknown[0])}; use {', '.join(allowed)} (case matters, as in IMDS)")
+    return frozenset(value)
+
+
+def read_rules(raw: t.Any, what: str = "approve_rules") -> list[Rule]:
+    """Check approval rules (a list of dicts with RULE_KEYS) and return them as Rules.
+
+    Raises ValueError with a one-line message naming the rule (1-based) and the key. A rule
+    must name at least one property: an empty rule would match every event.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, (list, tuple)):
+        raise ValueError(f"{what} must be a list of rules (dicts with {', '.join(RULE_KEYS)}), not {shown(raw)}")
+    rules = []
+    for index, item in enumerate(raw, 1):
+        where = f"{what} rule {index}"
+        if not isinstance(item, t.Mapping):
+            raise ValueError(f"{where} must be a dict with {', '.join(RULE_KEYS)}, not {shown(item)}")
+        unknown = sorted(str(key) for key in item if key not in RULE_KEYS)
+        if unknown:
+            raise ValueError(f"{where} has unknown key {printable(unknown[0], 40)}; use {', '.join(RULE_KEYS)}")
+        present = {key: value for key, value in item.items() if value is not None}
+        if not present:
+            raise ValueError(f"{where} names nothing, so it would match every event; give it event_types "
+                             f"({', '.join(EVENT_TYPES)}), event_sources or max_duration")
+        duration = present.get("max_duration")
+        if duration is not None:
+            if isinstance(duration, bool) or not isinstance(duration, (int, float, str)):
+                raise ValueError(f"{where} max_duration must be a number of seconds, not {shown(duration)}")
+            try:
+                duration = float(duration)
+            except ValueError:
+                raise ValueError(f"{where} max_duration must be a number of seconds, not {shown(duration)}") from None
+            if not (math.isfinite(duration) and 0 <= duration <= MAX_DURATION):
+                raise ValueError(f"{where} max_duration must be between 0 and {MAX_DURATION} seconds, "
+                                 f"not {shown(present['max_duration'])}")
+        rules.append(Rule(_names(present.get("event_types"), EVENT_TYPES, where, "event_types"),
+                          _names(present.get("event_sources"), EVENT_SOURCES, where, "event_sources"),
+                          duration))
+    return rules
+
+
+def rule_matches(item: t.Mapping[str, t.Any], rule: Rule) -> bool:
+    """Tell whether an event (as ``event()`` returns it) has every property ``rule`` names.
+
+    An event whose duration is unknown (null) never matches a ``max_duration`` rule, nor
+    does one without ``EventSource`` (api-versions before 2019-08-01) an ``event_sources`` rule.
+    """
+    if rule.event_types is not None and item.get("event_type") not in rule.event_types:
+        return False
+    if rule.event_sources is not None and item.get("event_source") not in rule.event_sources:
+        return False
+    if rule.max_duration is not None:
+        duration = item.get("duration_in_seconds")
+        if duration is None or duration > rule.max_duration:
+            return False
+    return True
+
+
+def matching_rule(item: t.Mapping[str, t.Any], rules: t.Sequence[Rule]) -> int | None:
+    """The index of the first rule the event matches, or None."""
+    for index, rule in enumerate(rules):
+        if rule_matches(item, rule):
+            return index
+    return None
+
+
+def still_listed(events: list[dict[str, t.Any]], event_ids: t.Iterable[str]) -> list[str]:
+    """The ids among ``event_ids`` that the document still lists (ignoring case), as IMDS spells them.
+
+    An event is over once it has left the document; until then it is listed, Scheduled or Started.
+    """
+    by_id = {item["event_id"].casefold(): item["event_id"] for item in events}
+    found: list[str] = []
+    for event_id in event_ids:
+        spelled = by_id.get(event_id.strip().casefold())
+        if spelled is not None and spelled not in found:
+            found.append(spelled)
+    return found
+
+
+def all_started(events: list[dict[str, t.Any]], event_ids: t.Iterable[str]) -> bool:
+    """Whether none of ``event_ids`` is still Scheduled (each has started, or is over)."""
+    wanted = {event_id.strip().casefold() for event_id in event_ids}
+    return not any(item["event_id"].casefold() in wanted and item["event_status"] == SCHEDULED for item in events)
 
 
 def start_requests(event_ids: t.Iterable[str]) -> dict[str, list[dict[str, str]]]:

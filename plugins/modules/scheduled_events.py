@@ -14,8 +14,12 @@ description:
     ISO 8601 UTC timestamps and seconds from now.
   - Waits, bounded, for an event of given types to appear (O(wait_for)), which is what a play that
     drains a node before maintenance needs.
-  - Approves events (O(approve)) so that they start now instead of at their C(NotBefore) time.
-    This is the only change the module makes, and the only time it reports RV(ignore:changed=true).
+  - Approves events (O(approve) by id, or O(approve_rules) by type, source and duration) so that
+    they start now instead of at their C(NotBefore) time. This is the only change the module makes,
+    and the only time it reports RV(ignore:changed=true).
+  - Waits, bounded, for events to end (O(wait_for_end)); an event is over once it has left the
+    document, which also moves C(DocumentIncarnation). RV(phase_seconds) says how long each phase
+    took (to appear, to start, to end), so a play knows when a drained node may go back into service.
   - Events are delivered to every VM of an availability set or scale-set placement group, so by
     default only the events whose C(Resources) name this VM are returned.
 extends_documentation_fragment:
@@ -27,8 +31,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Nothing is approved; RV(would_approve) lists what would be, and RV(ignore:changed) says
-      whether anything would be. Events are read, also on Windows hosts.
+    details: Nothing is approved; RV(would_approve) lists what would be (by id or by rule), and
+      RV(ignore:changed) says whether anything would be. Events are read, also on Windows hosts.
+      O(wait_for) waits as usual; O(wait_for_end) does not wait (nothing was approved, so nothing
+      would end sooner) and reports the document as it stands.
   diff_mode:
     support: none
 options:
@@ -73,6 +79,62 @@ options:
       - An empty list approves nothing.
     type: list
     elements: str
+  approve_rules:
+    description:
+      - Approve by rule instead of by id, for example what a user started, a C(Freeze) shorter than a
+        few seconds, or the eviction of a Spot VM (a C(Preempt), which comes to Spot VMs only and
+        cannot be avoided anyway).
+      - A C(Scheduled) event in scope (this VM's, or every VM's with O(this_vm_only=false)) is approved
+        when it matches at least one rule; it matches a rule when it has every property the rule
+        names. RV(rule_matches) says which rule each event matched.
+      - With O(wait_for), the rules apply once the wait has found its event.
+      - An empty list approves nothing.
+    type: list
+    elements: dict
+    suboptions:
+      event_types:
+        description: The event has one of these types.
+        type: list
+        elements: str
+        choices: [Freeze, Reboot, Redeploy, Preempt, Terminate]
+      event_sources:
+        description:
+          - The event's C(EventSource) is one of these. V(User) is maintenance someone started (a
+            restart or redeploy from the portal or API). Events read with an api-version before
+            V(2019-08-01) have no source and never match.
+        type: list
+        elements: str
+        choices: [Platform, User]
+      max_duration:
+        description:
+          - The event's C(DurationInSeconds) is known and at most this many seconds, for example
+            V(10) for a short C(Freeze). An event whose duration Azure does not know never matches.
+        type: float
+  wait_for_end:
+    description:
+      - After waiting (O(wait_for)) and approving, wait until the events of this run have left the
+        document, that is until they are over. Bounded by O(end_timeout); running out of time is not
+        a failure (RV(end_timed_out=true)).
+      - The events of this run are O(end_event_ids) when given; otherwise the ids given to
+        O(approve), the events approved or matched by O(approve_rules), and the events O(wait_for)
+        found; when none of these options is set, every event in scope at the first read.
+      - On the VM a C(Reboot) or C(Redeploy) affects, the task ends with the VM; wait from a VM of the
+        same availability set that the event does not name (as the role C(imds.azure.maintenance)
+        does) or retry the task once the VM is back.
+    type: bool
+    default: false
+  end_event_ids:
+    description:
+      - With O(wait_for_end), the ids of the events to wait for the end of, whichever VMs they
+        concern. Ids not in the document when the wait begins are over already (RV(not_found)).
+    type: list
+    elements: str
+  end_timeout:
+    description:
+      - Seconds to wait, with O(wait_for_end), for the events to end. A C(Freeze) lasts seconds, a
+        C(Reboot) minutes, a C(Redeploy) can take longer.
+    type: float
+    default: 1800
   wait_for:
     description:
       - Wait until an event of one of these types is listed (for this VM unless
@@ -112,8 +174,8 @@ notes:
     without a request. Where the DMI data cannot tell, the compute name request is asked first with
     O(probe_timeout), also when O(vm_name) is set, and no answer fails the task as "not an Azure VM".
   - A run makes one request for the VM name (unless O(vm_name) is given), one for the events, one
-    per poll while waiting, and when it approves one C(POST) and one more read to return the
-    events as they stand after the approval.
+    per poll while waiting (for events to appear or to end), and when it approves one C(POST) and one
+    more read to return the events as they stand after the approval.
   - The first request for events on a VM can take up to two minutes; see O(first_call_timeout).
     Scheduled events switch themselves off after 24 hours without a request.
 seealso:
@@ -149,6 +211,29 @@ EXAMPLES = r"""
 - name: Approve everything scheduled for this VM
   imds.azure.scheduled_events:
     approve: all_for_this_vm
+
+- name: Approve at once what a user started, short freezes and Spot evictions, then wait for them to end
+  imds.azure.scheduled_events:
+    approve_rules:
+      - event_sources: [User]
+      - event_types: [Freeze]
+        max_duration: 10
+      - event_types: [Preempt]
+    wait_for_end: true
+    end_timeout: 600
+  register: by_rule
+
+- name: Say how long the maintenance took
+  ansible.builtin.debug:
+    msg: "Started after {{ by_rule.phase_seconds.start }} s, over after {{ by_rule.phase_seconds.end }} s"
+  when: by_rule.approved | length > 0
+
+- name: From a VM the event does not name, wait for a reboot of two others to be over
+  imds.azure.scheduled_events:
+    this_vm_only: false
+    wait_for_end: true
+    end_event_ids: ["{{ waited.matched[0].event_id }}"]
+    end_timeout: 1200
 
 - name: See the events of every VM in the availability set, with an older api-version
   imds.azure.scheduled_events:
@@ -247,7 +332,9 @@ already_started:
   type: list
   elements: str
 not_found:
-  description: Ids given to O(approve) that are not (or no longer) in the document; nothing was sent for them.
+  description:
+    - Ids given to O(approve) that are not (or no longer) in the document; nothing was sent for them.
+    - Ids given to O(end_event_ids) that were not in the document when the end wait began (over already).
   returned: always
   type: list
   elements: str
@@ -264,6 +351,63 @@ waited_seconds:
   description: With O(wait_for), how long the wait took, in seconds.
   returned: when O(wait_for) is set
   type: float
+rule_matches:
+  description:
+    - With O(approve_rules), each event in scope that matched a rule, whatever its status, and the
+      first rule it matched (counted from 1).
+  returned: when O(approve_rules) is set
+  type: list
+  elements: dict
+  contains:
+    event_id:
+      description: The event's C(EventId).
+      type: str
+    event_type:
+      description: Its type.
+      type: str
+    rule:
+      description: The number of the first rule it matched, from 1.
+      type: int
+      sample: 2
+    rule_text:
+      description: That rule in words.
+      type: str
+      sample: Freeze events lasting at most 10 s
+ended:
+  description: With O(wait_for_end), whether every event of this run has left the document.
+  returned: when O(wait_for_end) is set
+  type: bool
+end_timed_out:
+  description: With O(wait_for_end), whether O(end_timeout) passed with events still listed.
+  returned: when O(wait_for_end) is set
+  type: bool
+waited_for_end:
+  description: With O(wait_for_end), the ids of the events this run waited for the end of.
+  returned: when O(wait_for_end) is set
+  type: list
+  elements: str
+still_listed:
+  description: With O(wait_for_end), the ids of those events still in the document at the end of the run.
+  returned: when O(wait_for_end) is set
+  type: list
+  elements: str
+phase_seconds:
+  description:
+    - How long each phase of this run took, in seconds, or V(null) for a phase the run did not go
+      through (or, for RV(phase_seconds.start) and RV(phase_seconds.end), did not see finish).
+  returned: always
+  type: dict
+  contains:
+    appear:
+      description: With O(wait_for), the wait for an event to appear.
+      type: float
+    start:
+      description: With O(wait_for_end), from the beginning of the end wait until none of the events was still C(Scheduled).
+      type: float
+    end:
+      description: With O(wait_for_end), from the beginning of the end wait until all of them had left the document.
+      type: float
+  sample: {"appear": 12.0, "start": 0.0, "end": 64.5}
 msg:
   description: What happened, in one sentence.
   returned: always
@@ -280,8 +424,8 @@ from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClie
 from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure, host_evidence, request_on_azure
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._events import (
-    APPROVE_ALL, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, describe, parse_document, plan_approval,
-    poll_until, select, start_requests)
+    APPROVE_ALL, EVENT_SOURCES, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, all_started, describe,
+    matching_rule, parse_document, plan_approval, poll_until, read_rules, select, start_requests, still_listed)
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
 from ansible_collections.imds.azure.plugins.module_utils._options import (
     DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, MAX_WAIT, OptionError, imds_argument_spec, seconds)
@@ -391,6 +535,15 @@ def check_options(p: dict[str, t.Any]) -> str | None:
         # poll_interval's floor keeps far below IMDS's limit of 5 requests per second
         hint = " (IMDS allows 5 requests per second.)" if str(exc).startswith("poll_interval must be at least") else ""
         return f"{exc}{hint}"
+    try:
+        p["end_timeout"] = seconds(p["end_timeout"], "end_timeout", maximum=MAX_WAIT)
+        read_rules(p["approve_rules"])
+    except (OptionError, ValueError) as exc:
+        return f"{str(exc).rstrip('.')}."
+    if any(not event_id.strip() for event_id in p["end_event_ids"] or []):
+        return "end_event_ids holds an empty event id."
+    if p["end_event_ids"] and not p["wait_for_end"]:
+        return "end_event_ids names the events wait_for_end waits for; set wait_for_end: true as well."
     if p["vm_name"] is not None and not p["vm_name"].strip():
         return "vm_name is empty; leave it unset to read the name from IMDS."
     requested = p["approve"] or []
@@ -399,6 +552,80 @@ def check_options(p: dict[str, t.Any]) -> str | None:
     if any(not event_id.strip() for event_id in requested):
         return "approve holds an empty event id."
     return None
+
+
+def approve_by_rules(session: Events, doc: EventsDocument, p: dict[str, t.Any], check_mode: bool,
+                     result: dict[str, t.Any]) -> EventsDocument:
+    """Approve the Scheduled events in scope that match a rule; RV(rule_matches) names them all."""
+    rules = read_rules(p["approve_rules"])
+    matches = []
+    for item in select(doc.events, p["this_vm_only"]):
+        index = matching_rule(item, rules)
+        if index is not None:
+            matches.append({"event_id": item["event_id"], "event_type": item["event_type"], "rule": index + 1,
+                            "rule_text": rules[index].describe()})
+    result["rule_matches"] = matches
+    if not matches:
+        result["would_approve" if check_mode else "approved"] = []
+        scope = "this VM's" if p["this_vm_only"] else "the"
+        result["msg"] = f"No event matched approve_rules ({len(select(doc.events, p['this_vm_only']))} of " \
+                        f"{scope} events looked at)."
+        return doc
+    return approve(session, doc, [match["event_id"] for match in matches], check_mode, result)
+
+
+def end_ids(p: dict[str, t.Any], doc: EventsDocument, result: dict[str, t.Any]) -> list[str]:
+    """The events this run waits for the end of (see the option wait_for_end)."""
+    if p["end_event_ids"]:
+        return [event_id.strip() for event_id in p["end_event_ids"]]
+    named: list[str] = []
+    if p["approve"] and APPROVE_ALL not in p["approve"]:
+        named += [event_id.strip() for event_id in p["approve"]]
+    named += result.get("approved", []) + result.get("would_approve", []) + result.get("already_started", [])
+    named += [match["event_id"] for match in result.get("rule_matches", [])]
+    named += [item["event_id"] for item in result.get("matched", [])]
+    if not (p["approve"] is not None or p["approve_rules"] is not None or p["wait_for"]):
+        named = [item["event_id"] for item in select(doc.events, p["this_vm_only"])]
+    return list(dict.fromkeys(named))
+
+
+def wait_end(session: Events, doc: EventsDocument, p: dict[str, t.Any], check_mode: bool,
+             result: dict[str, t.Any]) -> EventsDocument:
+    """Wait until the events of this run have left the document (they are over), bounded by end_timeout."""
+    ids = end_ids(p, doc, result)
+    listed = still_listed(doc.events, ids)
+    result["waited_for_end"] = ids
+    gone = [event_id for event_id in ids if event_id.casefold() not in {i.casefold() for i in listed}]
+    if p["end_event_ids"]:
+        result["not_found"] = list(dict.fromkeys(result["not_found"] + gone))
+    before = result.get("msg", "")
+    lead = f"{before} " if before else ""
+    if check_mode and listed:
+        result.update(ended=False, end_timed_out=False, still_listed=listed)
+        result["msg"] = f"{lead}Check mode: not waiting for the end of {describe(listed, doc.events)}."
+        return doc
+    start = time.monotonic()
+    started_after: list[float] = []
+
+    def over(current: EventsDocument) -> bool:
+        if not started_after and all_started(current.events, ids):
+            started_after.append(round(time.monotonic() - start, 1))
+        return not still_listed(current.events, ids)
+
+    doc, done, _polls = poll_until(session.read, over, p["end_timeout"], p["poll_interval"],
+                                   time.monotonic, time.sleep, first=doc)
+    phases = result["phase_seconds"]
+    phases["start"] = started_after[0] if started_after else None
+    phases["end"] = round(time.monotonic() - start, 1) if done else None
+    result.update(ended=done, end_timed_out=not done, still_listed=still_listed(doc.events, ids))
+    if not ids:
+        result["msg"] = f"{lead}No event to wait for the end of."
+    elif done:
+        result["msg"] = f"{lead}Over after {phases['end']:g} s: {describe(ids, [])} (incarnation {doc.incarnation})."
+    else:
+        result["msg"] = f"{lead}Still listed after {p['end_timeout']:g} s (end_timeout): " \
+                        f"{describe(result['still_listed'], doc.events)}."
+    return doc
 
 
 def wait(session: Events, first: EventsDocument, p: dict[str, t.Any], result: dict[str, t.Any]) -> EventsDocument:
@@ -411,6 +638,7 @@ def wait(session: Events, first: EventsDocument, p: dict[str, t.Any], result: di
     doc, done, _polls = poll_until(session.read, found, p["wait_timeout"], p["poll_interval"],
                                    time.monotonic, time.sleep, first=first)
     result["waited_seconds"] = round(time.monotonic() - start, 1)
+    result["phase_seconds"]["appear"] = result["waited_seconds"] if done else None
     result["timed_out"] = not done
     result["matched"] = select(doc.events, p["this_vm_only"], types) if done else []
     kinds = ", ".join(types)
@@ -462,6 +690,14 @@ def argument_spec() -> dict[str, t.Any]:
         vm_name=dict(type="str"),
         this_vm_only=dict(type="bool", default=True),
         approve=dict(type="list", elements="str"),
+        approve_rules=dict(type="list", elements="dict", options=dict(
+            event_types=dict(type="list", elements="str", choices=list(EVENT_TYPES)),
+            event_sources=dict(type="list", elements="str", choices=list(EVENT_SOURCES)),
+            max_duration=dict(type="float"),
+        )),
+        wait_for_end=dict(type="bool", default=False),
+        end_event_ids=dict(type="list", elements="str"),
+        end_timeout=dict(type="float", default=1800.0),
         wait_for=dict(type="list", elements="str", choices=list(EVENT_TYPES)),
         wait_timeout=dict(type="float", default=300.0),
         poll_interval=dict(type="float", default=2.0),
@@ -471,7 +707,8 @@ def argument_spec() -> dict[str, t.Any]:
 
 
 # What AnsibleModule (and the action plugin's validator for Windows hosts) checks beside the spec.
-ARGUMENT_SPEC_KWARGS: dict[str, t.Any] = dict(mutually_exclusive=[("approve", "wait_for")])
+ARGUMENT_SPEC_KWARGS: dict[str, t.Any] = dict(mutually_exclusive=[("approve", "wait_for"),
+                                                                  ("approve", "approve_rules")])
 
 
 def run(params: dict[str, t.Any], transport: t.Any, check_mode: bool = False, evidence: t.Any = "dmi",
@@ -485,7 +722,8 @@ def run(params: dict[str, t.Any], transport: t.Any, check_mode: bool = False, ev
     problem = check_options(p)
     if problem:
         return {"failed": True, "msg": problem}
-    result: dict[str, t.Any] = {"changed": False, "approved": [], "already_started": [], "not_found": []}
+    result: dict[str, t.Any] = {"changed": False, "approved": [], "already_started": [], "not_found": [],
+                                "phase_seconds": {"appear": None, "start": None, "end": None}}
     try:
         client = ImdsClient(transport, endpoint=p["endpoint"], api_version=p["api_version"], timeout=p["timeout"],
                             retry_timeout=p["retry_timeout"], known_versions=EVENTS_VERSIONS, limiter=limiter)
@@ -494,8 +732,12 @@ def run(params: dict[str, t.Any], transport: t.Any, check_mode: bool = False, ev
         doc = session.read()
         if p["wait_for"]:
             doc = wait(session, doc, p, result)
-        elif p["approve"] is not None:
+        if p["approve"] is not None:
             doc = approve(session, doc, p["approve"], check_mode, result)
+        elif p["approve_rules"] is not None and not result.get("timed_out"):
+            doc = approve_by_rules(session, doc, p, check_mode, result)
+        if p["wait_for_end"]:
+            doc = wait_end(session, doc, p, check_mode, result)
     except OptionError as exc:
         return {"failed": True, "msg": str(exc), **result}
     except NotOnAzure as exc:

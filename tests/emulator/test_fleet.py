@@ -57,6 +57,13 @@ def test_each_vm_has_its_own_document_and_the_set_shares_its_events(http):
                             data=json.dumps({"StartRequests": [{"EventId": reboot["EventId"]}]}))
         assert started.status_code == 200
         assert get(http, fleet["web1"].url, EVENTS)["Events"][0]["EventStatus"] == "Started"
+        again = http.post(fleet["web1"].url + EVENTS, headers={"Metadata": "true"}, timeout=5,
+                          data=json.dumps({"StartRequests": [{"EventId": reboot["EventId"]}, {"EventId": "nope"}]}))
+        assert again.status_code == 200
+        # the request log of each VM says which approval started what
+        approvals = [(r["vm"], r["start_requests"], r["started"]) for emu in fleet for r in emu.requests
+                     if r["method"] == "POST"]
+        assert approvals == [("web1", [reboot["EventId"], "nope"], []), ("web2", [reboot["EventId"]], [reboot["EventId"]])]
 
         db_event = fleet.add_event(event_type="Freeze", resources=["db1"])
         assert fleet.events_document("db")["Events"][0]["EventId"] == db_event["EventId"]

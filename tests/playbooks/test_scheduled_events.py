@@ -1,4 +1,8 @@
-"""imds.azure.scheduled_events and docs/examples/drain.yml through real ansible-playbook against the emulator."""
+"""imds.azure.scheduled_events through real ansible-playbook against the emulator.
+
+The drain example (docs/examples/drain.yml, the imds.azure.maintenance role) is run by
+tests/playbooks/test_maintenance_role.py.
+"""
 from __future__ import annotations
 
 import datetime
@@ -11,7 +15,6 @@ import time
 from ansible_collections.imds.azure.tests.utils.paths import REPO
 
 PROFILES = REPO / "tools" / "imds_emulator" / "profiles"
-DRAIN = REPO / "docs" / "examples" / "drain.yml"
 
 
 def vm_name(profile):
@@ -242,41 +245,36 @@ def test_failures_are_clear_and_the_first_call_may_be_slow(emulator, playbook, h
     assert "timed out" in results["impatient"]["msg"]
 
 
-# -- the drain example ---------------------------------------------------------------------------
+# -- rules and the end of events -----------------------------------------------------------------
 
-def test_drain_example(emulator, playbook, tmp_path):
+def test_rules_approve_and_the_end_is_awaited(emulator, playbook, host):
+    """The same on a POSIX host and on a Windows host (the action plugin runs the module's code)."""
     emu = emulator(profile="linux")
-    not_mine = emu.add_event(event_type="Reboot", resources=["web-linux-02"])
-    injected, stop = inject_after_first_read(emu, 1.5, event_type="Redeploy", not_before_seconds=600)
-    report_path = tmp_path / "drain-report.json"
-    try:
-        result = playbook(DRAIN, extra_vars={"drain_endpoint": emu.url, "drain_wait_timeout": 30,
-                                             "drain_poll_interval": 1, "drain_report_path": str(report_path)},
-                          timeout=90).check()
-    finally:
-        stop.set()
-    report = json.loads(report_path.read_text())
-    assert report["vm_name"] == vm_name("linux")
-    assert report["approved"] == [injected["EventId"]]
-    assert report["summary"] == f"Approved {injected['EventId']} (Redeploy)."
-    assert [(e["event_id"], e["event_status"]) for e in report["events"]] == [(injected["EventId"], "Started")]
-    assert statuses(emu) == {not_mine["EventId"]: "Scheduled", injected["EventId"]: "Started"}
-    # the node was taken out of service before the approval
-    out = result.stdout
-    assert out.index("TASK [Take the node out of service (placeholder)]") < out.index("TASK [Approve the events")
-    assert "Taking web-linux-01 out of service for Redeploy" in out
-    assert task_status(result, "Approve the events, so that the maintenance starts now") == "changed"
-    assert len(events_requests(emu, "POST")) == 1
+    me = vm_name("linux")
+    freeze = emu.add_event(event_type="Freeze", not_before_seconds=900, duration_seconds=2)
+    reboot = emu.add_event(event_type="Reboot", not_before_seconds=900, complete_after_seconds=2)
+    by_user = emu.add_event(event_type="Redeploy", resources=["web-linux-02"], event_source="User",
+                            not_before_seconds=900, complete_after_seconds=1)
+    rules = [{"event_types": ["Freeze"], "max_duration": 10}, {"event_sources": ["User"]}]
+    common = {"vm_name": me, "poll_interval": 1, "end_timeout": 30, "wait_for_end": True}
+    checked = playbook(play(("checked", dict(common, approve_rules=rules))), extra_vars={"endpoint": emu.url},
+                       args=("--check",), **host).check()
+    would = checked.read_json("results.json")["checked"]
+    assert would["would_approve"] == [freeze["EventId"]] and would["approved"] == [] and would["changed"] is True
+    assert would["ended"] is False and "Check mode: not waiting for the end" in would["msg"]
+    assert events_requests(emu, "POST") == [] and set(statuses(emu).values()) == {"Scheduled"}
 
-
-def test_drain_example_without_events_does_nothing(emulator, playbook, tmp_path):
-    emu = emulator(profile="linux")
-    emu.add_event(event_type="Reboot", resources=["web-linux-02"])
-    report_path = tmp_path / "drain-report.json"
-    result = playbook(DRAIN, extra_vars={"drain_endpoint": emu.url, "drain_wait_timeout": 1,
-                                         "drain_poll_interval": 1, "drain_report_path": str(report_path)}).check()
-    assert "Take the node out of service" not in result.stdout
-    assert not report_path.exists() and events_requests(emu, "POST") == []
+    result = playbook(play(("mine", dict(common, approve_rules=rules)),
+                           ("everyone", dict(common, approve_rules=rules, this_vm_only=False))),
+                      extra_vars={"endpoint": emu.url}, **host).check()
+    mine, everyone = result.read_json("results.json")["mine"], result.read_json("results.json")["everyone"]
+    assert mine["approved"] == [freeze["EventId"]] and mine["ended"] is True and mine["changed"] is True
+    assert [(m["event_id"], m["rule"]) for m in mine["rule_matches"]] == [(freeze["EventId"], 1)]
+    assert 0 < mine["phase_seconds"]["end"] <= 4 and mine["phase_seconds"]["start"] == 0
+    assert everyone["approved"] == [by_user["EventId"]] and everyone["ended"] is True
+    # the Reboot matched no rule: still Scheduled, never approved
+    assert statuses(emu) == {reboot["EventId"]: "Scheduled"}
+    assert [r["start_requests"] for r in events_requests(emu, "POST")] == [[freeze["EventId"]], [by_user["EventId"]]]
 
 
 # -- hostile documents and option values ----------------------------------------------------------

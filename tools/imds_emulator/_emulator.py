@@ -393,8 +393,9 @@ class Emulator:
             return Reply.error(400, "Bad request. The body needs a StartRequests list")
         if not all(isinstance(item, dict) and isinstance(item.get("EventId"), str) for item in starts):
             return Reply.error(400, "Bad request. Every StartRequests item needs an EventId")
-        self.events.start({item["EventId"] for item in starts})
-        return Reply(200, b"", None)
+        requested = [item["EventId"] for item in starts]
+        started = self.events.start(set(requested))
+        return Reply(200, b"", None, log={"start_requests": requested, "started": started})
 
     def _load_balancer(self, faults: Mapping[str, Any]) -> Reply:
         """The VM's load balancer document, or the 404 IMDS answers for a VM in none."""

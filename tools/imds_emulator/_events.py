@@ -214,16 +214,18 @@ class ScheduledEvents:
             ]
             return {"DocumentIncarnation": self._incarnation, "Events": events}
 
-    def start(self, event_ids: set[str]) -> bool:
-        """StartRequests: start those Scheduled events now; unknown or started ones change nothing."""
+    def start(self, event_ids: set[str]) -> list[str]:
+        """StartRequests: start those Scheduled events now; unknown or started ones change nothing.
+
+        Returns the ids of the events this request started, in document order."""
         with self._lock:
             now = self.clock.now()
             self._advance(now)
-            started = False
+            started = []
             for event in self._events:
                 if event["EventId"] in event_ids and event["EventStatus"] == "Scheduled":
                     self._begin(event, now)
-                    started = True
+                    started.append(event["EventId"])
             if started:
                 self._incarnation += 1
             return started

@@ -16,8 +16,10 @@ class Reply:
 
     def __init__(self, status: int, body: bytes = b"", content_type: str | None = JSON_TYPE,
                  headers: Mapping[str, str] | None = None,
-                 chunks: Callable[[], Iterator[bytes]] | None = None, length: int | None = None):
+                 chunks: Callable[[], Iterator[bytes]] | None = None, length: int | None = None,
+                 log: Mapping[str, Any] | None = None):
         self.status = status
+        self.log = dict(log or {})  # more fields for the request log entry
         self.body = body
         self.content_type = content_type
         self.headers = dict(headers or {})

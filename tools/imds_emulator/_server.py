@@ -124,6 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             reply = forced or emu.answer(self.command, path, query, headers, body, faults)
             entry["status"] = reply.status
+            entry.update(reply.log)
             emu._log(entry)
             if WIRE_SWITCHES.intersection(faults):
                 self._write_wire(reply, faults)

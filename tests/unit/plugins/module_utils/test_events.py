@@ -12,8 +12,8 @@ import pytest
 
 from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
 from ansible_collections.imds.azure.plugins.module_utils._events import (
-    APPROVE_ALL, EventsDocumentError, concerns, describe, not_before, parse_document, plan_approval, poll_until,
-    select, start_requests)
+    APPROVE_ALL, EventsDocumentError, Rule, all_started, concerns, describe, matching_rule, not_before, parse_document,
+    plan_approval, poll_until, read_rules, rule_matches, select, start_requests, still_listed)
 from ansible_collections.imds.azure.plugins.module_utils._http import HttpResponse
 from ansible_collections.imds.azure.plugins.module_utils._versions import (
     EVENTS_NEWEST, EVENTS_VERSIONS, KNOWN_VERSIONS, NEWEST)
@@ -518,3 +518,59 @@ def test_huge_documents_take_linear_work_and_give_short_messages():
 def test_poll_until_refuses_waits_that_never_end(timeout, interval):
     with pytest.raises(ValueError, match="finite timeout"):
         poll_until(lambda: None, lambda answer: False, timeout, interval, lambda: 0.0, lambda seconds: None)
+
+
+# -- rules and the end of events ------------------------------------------------------------------
+
+def parsed(*events):
+    raw = [{"EventId": event_id, "EventType": kind, "EventStatus": status, "Resources": ["vm1"],
+            "NotBefore": "", **extra} for event_id, kind, status, extra in events]
+    return parse_document({"DocumentIncarnation": 1, "Events": raw}, 0, "vm1").events
+
+
+def test_read_rules_gives_rules_that_say_what_they_match():
+    rules = read_rules([{"event_types": ["Freeze"], "max_duration": "10"}, {"event_sources": "User"},
+                        {"event_types": ["Preempt"], "event_sources": None, "max_duration": None}])
+    assert rules == [Rule(frozenset({"Freeze"}), None, 10.0), Rule(None, frozenset({"User"}), None),
+                     Rule(frozenset({"Preempt"}), None, None)]
+    assert [rule.describe() for rule in rules] == [
+        "Freeze events lasting at most 10 s", "any events from User", "Preempt events"]
+    assert read_rules(None) == [] and read_rules([]) == []
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("Freeze", "approve_rules must be a list of rules"),
+    (["Freeze"], "approve_rules rule 1 must be a dict"),
+    ([{"event_types": []}], "event_types must be a non-empty list"),
+    ([{"event_types": None, "max_duration": None}], "names nothing"),
+    ([{"max_duration": True}], "max_duration must be a number of seconds"),
+    ([{"max_duration": "soon"}], "max_duration must be a number of seconds, not 'soon'"),
+    ([{"max_duration": float("nan")}], "max_duration must be between 0 and"),
+    ([{"max_duration": 1e300}], "max_duration must be between 0 and"),
+    ([{"event_types": ["Freeze"]}, {"event_types": ["Reboot", "Patch"]}], "approve_rules rule 2 event_types has 'Patch'"),
+])
+def test_read_rules_refuses_in_one_line(raw, message):
+    with pytest.raises(ValueError, match=None) as caught:
+        read_rules(raw)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_rule_matching_needs_every_property_the_rule_names():
+    events = parsed(("F5", "Freeze", "Scheduled", {"DurationInSeconds": 5, "EventSource": "Platform"}),
+                    ("F30", "Freeze", "Scheduled", {"DurationInSeconds": 30}),
+                    ("Fu", "Freeze", "Scheduled", {"DurationInSeconds": -1}),
+                    ("Fold", "Freeze", "Scheduled", {}),
+                    ("RU", "Reboot", "Scheduled", {"EventSource": "User"}))
+    short_freeze, by_user = read_rules([{"event_types": ["Freeze"], "max_duration": 10}, {"event_sources": ["User"]}])
+    assert [e["event_id"] for e in events if rule_matches(e, short_freeze)] == ["F5"]  # unknown duration: no
+    assert [e["event_id"] for e in events if rule_matches(e, by_user)] == ["RU"]  # no EventSource: no
+    assert [matching_rule(e, [short_freeze, by_user]) for e in events] == [0, None, None, None, 1]
+    exactly = read_rules([{"max_duration": 30}])[0]
+    assert rule_matches(events[1], exactly)  # at most: 30 matches 30
+
+
+def test_an_event_is_over_once_it_left_the_document():
+    events = parsed(("A", "Reboot", "Started", {}), ("b", "Freeze", "Scheduled", {}))
+    assert still_listed(events, ["a", "B", "gone", "A"]) == ["A", "b"]
+    assert still_listed([], ["A"]) == []
+    assert not all_started(events, ["A", "B"]) and all_started(events, ["A", "gone"])

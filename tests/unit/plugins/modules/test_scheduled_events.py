@@ -414,3 +414,120 @@ def test_foreign_digits_fail_cleanly(monkeypatch, clock, value):
     assert result["failed"] and "DurationInSeconds" in result["msg"] and "is not a whole number" in result["msg"]
     result = run(monkeypatch, {"vm_name": "vm1"}, imds_of_vm([{"DocumentIncarnation": value, "Events": []}]))
     assert result["failed"] and "DocumentIncarnation" in result["msg"]
+
+
+# -- approval rules -----------------------------------------------------------------------------
+
+RULES = [{"event_sources": ["User"]}, {"event_types": ["Freeze"], "max_duration": 10}, {"event_types": ["Preempt"]}]
+
+
+def test_rules_approve_what_they_match_and_leave_the_rest(monkeypatch, clock):
+    imds = imds_of_vm([doc(ev("U", "Redeploy", EventSource="User"), ev("F", "Freeze", DurationInSeconds=5),
+                         ev("L", "Freeze", DurationInSeconds=30), ev("N", "Freeze", DurationInSeconds=-1),
+                         ev("P", "Preempt"), ev("R", "Reboot", EventSource="Platform"),
+                         ev("S", "Freeze", status="Started", DurationInSeconds=2),
+                         ev("O", "Freeze", resources=["vm2"], DurationInSeconds=1))])
+    result = run(monkeypatch, {"approve_rules": RULES}, imds)
+    assert [p["body"]["StartRequests"] for p in imds.of("POST")] == [[{"EventId": "U"}, {"EventId": "F"},
+                                                                      {"EventId": "P"}]]
+    assert result["approved"] == ["U", "F", "P"] and result["already_started"] == ["S"]
+    assert [(m["event_id"], m["rule"]) for m in result["rule_matches"]] == [("U", 1), ("F", 2), ("P", 3), ("S", 2)]
+    assert result["rule_matches"][1]["rule_text"] == "Freeze events lasting at most 10 s"
+    assert result["changed"] is True
+
+
+def test_rules_in_check_mode_say_what_they_would_approve(monkeypatch, clock):
+    imds = imds_of_vm([doc(ev("F", "Freeze", DurationInSeconds=5), ev("R"))])
+    result = run(monkeypatch, {"approve_rules": RULES, "_ansible_check_mode": True, "wait_for_end": True}, imds)
+    assert imds.of("POST") == [] and len(imds.of("GET", EVENTS)) == 1 and clock.sleeps == []
+    assert result["would_approve"] == ["F"] and result["approved"] == [] and result["changed"] is True
+    assert result["ended"] is False and result["still_listed"] == ["F"]
+    assert result["msg"] == "Would approve F (Freeze). Check mode: not waiting for the end of F (Freeze)."
+
+
+def test_rules_for_every_vm_of_the_set(monkeypatch, clock):
+    imds = imds_of_vm([doc(ev("O", "Freeze", resources=["vm2"], DurationInSeconds=1))])
+    mine = run(monkeypatch, {"approve_rules": RULES}, imds)
+    assert mine["approved"] == [] and mine["msg"] == "No event matched approve_rules (0 of this VM's events looked at)."
+    every = run(monkeypatch, {"approve_rules": RULES, "this_vm_only": False}, imds)
+    assert every["approved"] == ["O"]
+
+
+def test_rules_after_a_wait_that_found_nothing_approve_nothing(monkeypatch, clock):
+    imds = imds_of_vm([doc()])
+    result = run(monkeypatch, {"wait_for": ["Freeze"], "wait_timeout": 2, "approve_rules": RULES,
+                               "wait_for_end": True}, imds)
+    assert result["timed_out"] is True and imds.of("POST") == [] and "rule_matches" not in result
+    assert result["ended"] is True and result["waited_for_end"] == [] and result["phase_seconds"]["appear"] is None
+
+
+@pytest.mark.parametrize("rules, needle", [
+    ([{}], "approve_rules rule 1 names nothing, so it would match every event"),
+    ([{"event_types": ["Freeze"]}, {"max_duration": -1}], "approve_rules rule 2 max_duration must be between 0"),
+    ([{"event_types": ["freeze"]}], "freeze"),
+    ([{"event_sources": ["Someone"]}], "Someone"),
+    ([{"event_types": ["Freeze"], "colour": 1}], "colour"),
+])
+def test_bad_rules_fail_before_any_request(monkeypatch, rules, needle):
+    imds = imds_of_vm([doc()])
+    result = run(monkeypatch, {"approve_rules": rules}, imds)
+    assert result["failed"] and needle in result["msg"] and imds.calls == [], result["msg"]
+
+
+def test_approve_and_rules_do_not_go_together(monkeypatch):
+    result = run(monkeypatch, {"approve": ["A"], "approve_rules": RULES}, imds_of_vm([doc()]))
+    assert result["failed"] and "mutually exclusive" in result["msg"]
+
+
+# -- waiting for the end ------------------------------------------------------------------------
+
+def test_approve_then_wait_for_the_end_reports_each_phase(monkeypatch, clock):
+    scheduled = doc(ev("R", resources=["vm1", "vm2"]), ev("X", resources=["vm3"]))
+    started = doc(ev("R", status="Started", resources=["vm1", "vm2"]), ev("X", resources=["vm3"]), incarnation=2)
+    over = doc(ev("X", resources=["vm3"]), incarnation=3)
+    imds = imds_of_vm([scheduled, scheduled, started, started, started, over])
+    result = run(monkeypatch, {"approve": ["R"], "wait_for_end": True, "poll_interval": 2}, imds)
+    assert not result["failed"] and result["approved"] == ["R"]
+    assert result["ended"] is True and result["end_timed_out"] is False and result["still_listed"] == []
+    assert result["waited_for_end"] == ["R"]
+    # reads: first, after the approval (still Scheduled), then polls every 2 s
+    assert result["phase_seconds"] == {"appear": None, "start": 2.0, "end": 8.0}
+    assert result["document_incarnation"] == 3 and [e["event_id"] for e in result["events"]] == []
+    assert result["msg"] == "Approved R (Reboot). Over after 8 s: R (incarnation 3)."
+
+
+def test_wait_for_the_end_of_named_events_from_another_vm(monkeypatch, clock):
+    listed = doc(ev("R", status="Started", resources=["vm1", "vm2"]), incarnation=4)
+    imds = imds_of_vm([listed, listed, doc(incarnation=5)], name="vm3")
+    result = run(monkeypatch, {"wait_for_end": True, "end_event_ids": ["r", "gone"], "this_vm_only": False,
+                               "poll_interval": 1}, imds)
+    assert result["ended"] is True and result["phase_seconds"]["end"] == 2.0 and result["phase_seconds"]["start"] == 0
+    assert result["not_found"] == ["gone"] and imds.of("POST") == []
+    assert result["changed"] is False
+
+
+def test_the_end_wait_is_bounded(monkeypatch, clock):
+    imds = imds_of_vm([doc(ev("R", status="Started"))])
+    result = run(monkeypatch, {"wait_for_end": True, "end_timeout": 5, "poll_interval": 2}, imds)
+    assert not result["failed"] and result["ended"] is False and result["end_timed_out"] is True
+    assert result["still_listed"] == ["R"] and clock.sleeps == [2, 2, 1]
+    assert result["phase_seconds"] == {"appear": None, "start": 0.0, "end": None}
+    assert result["msg"] == "Still listed after 5 s (end_timeout): R (Reboot)."
+
+
+def test_wait_for_appear_then_the_end_of_what_appeared(monkeypatch, clock):
+    imds = imds_of_vm([doc(), doc(ev("F", "Freeze", status="Started"), incarnation=2), doc(incarnation=3)])
+    result = run(monkeypatch, {"wait_for": ["Freeze"], "wait_for_end": True, "poll_interval": 1}, imds)
+    assert result["matched"][0]["event_id"] == "F" and result["waited_for_end"] == ["F"]
+    assert result["phase_seconds"] == {"appear": 1.0, "start": 0.0, "end": 1.0}
+
+
+@pytest.mark.parametrize("args, needle", [
+    ({"end_event_ids": ["A"]}, "set wait_for_end: true as well"),
+    ({"wait_for_end": True, "end_event_ids": [" "]}, "end_event_ids holds an empty event id"),
+    ({"wait_for_end": True, "end_timeout": "inf"}, "end_timeout must be a finite number of seconds"),
+])
+def test_bad_end_options_fail_before_any_request(monkeypatch, args, needle):
+    imds = imds_of_vm([doc()])
+    result = run(monkeypatch, args, imds)
+    assert result["failed"] and needle in result["msg"] and imds.calls == [], result["msg"]

@@ -135,7 +135,7 @@ def test_offline_install_and_demo_from_the_installed_collection(release, emulato
     emu = emulator(profile="windows")
     # The demo playbook, addressed by its FQCN: ansible-playbook finds it in the installed collection.
     demo = run([str(BIN / "ansible-playbook"), "-vvv", "-i", "localhost,", "-c", "local", "imds.azure.demo",
-                "-e", json.dumps({"imds_endpoint": emu.url})], env, tmp_path)
+                "-e", json.dumps({"imds_azure_endpoint": emu.url})], env, tmp_path)
     vm = json.loads((REPO / "tools" / "imds_emulator" / "profiles" / "windows.json").read_text())["compute"]
     assert f"vm: {vm['name']} ({vm['vmId']})" in demo.stdout
     assert "detected: True" in demo.stdout
@@ -185,19 +185,11 @@ def test_ansible_builder_introspect_finds_no_requirements(release, tmp_path):
     }
 
 
-def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
-    """The one documented command: python3 <collection>/tools/imds_emulator --port N --profile linux."""
-    tarball, work = release[0], release[2]
-    fresh = tmp_path / "collections"
-    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh)})
-    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(fresh), str(tarball)],
-        env, work)
-    tool = fresh / "ansible_collections" / "imds" / "azure" / "tools" / "imds_emulator"
-    listed = run([sys.executable, str(tool), "--list-profiles"], env, tmp_path)
-    assert "linux" in listed.stdout.split() and "standard-lb" in listed.stdout.split()
-    port_file = tmp_path / "port"
-    process = subprocess.Popen([sys.executable, str(tool), "--port", "0", "--profile", "linux", "--port-file",
-                                str(port_file), "--lifetime", "30"], env=env, cwd=str(tmp_path),
+def start_and_ask(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, str]:
+    """Start the emulator with ``command`` (plus a port file and a lifetime), ask it for the VM's name, stop it."""
+    port_file = cwd / "port"
+    port_file.unlink(missing_ok=True)
+    process = subprocess.Popen([*command, "--port-file", str(port_file), "--lifetime", "30"], env=env, cwd=str(cwd),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 15
@@ -214,4 +206,37 @@ def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
         process.terminate()
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
+    return out, err
+
+
+def documented_command() -> list[str]:
+    """The one command of the emulator page, as a user copies it (``python3 <collection>/tools/...``)."""
+    page = (REPO / "docs" / "docsite" / "rst" / "emulator.rst").read_text(encoding="utf-8")
+    section = page.split("The one command\n---------------", 1)[1]
+    line = next(line.strip() for line in section.splitlines() if "<collection>/tools/imds_emulator" in line)
+    return line.removeprefix("$ ").split()
+
+
+def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
+    """The one documented command, from the tree ansible-galaxy installed; and the old path's shim."""
+    tarball, work = release[0], release[2]
+    fresh = tmp_path / "collections"
+    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh)})
+    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(fresh), str(tarball)],
+        env, work)
+    installed = fresh / "ansible_collections" / "imds" / "azure"
+    tool = installed / "tools" / "imds_emulator"
+    listed = run([sys.executable, str(tool), "--list-profiles"], env, tmp_path)
+    assert "linux" in listed.stdout.split() and "standard-lb" in listed.stdout.split()
+    command = documented_command()
+    assert command[:2] == ["python3", "<collection>/tools/imds_emulator"] and "--port" in command, command
+    command[command.index("--port") + 1] = "0"  # the page's 8169 may be taken here: any free port
+    out, _err = start_and_ask([sys.executable, str(tool), *command[2:]], env, tmp_path)
     assert out.startswith("imds-emulator listening on http://127.0.0.1:")
+
+    # The old path, for one release: it still starts the emulator, and says where it went.
+    out, err = start_and_ask([sys.executable, str(installed / "tests" / "emulator" / "imds_emulator.py"),
+                              "--port", "0", "--profile", "linux"], env, tmp_path)
+    assert out.startswith("imds-emulator listening on http://127.0.0.1:")
+    assert ("imds-emulator: note: tests/emulator/imds_emulator.py moved to tools/imds_emulator "
+            "(python3 tools/imds_emulator ...); this shim goes in the next release") in err

@@ -5,14 +5,11 @@ endpoint is an emulator on 127.0.0.1.
 """
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs
-from tests.utils.paths import REPO
 
-PROFILES = REPO / "tests" / "emulator" / "profiles"
 FACTS_MODULES = "facts_modules = ansible.builtin.setup, imds.azure.metadata_facts\ngather_timeout = 60\n"
 # The documented mixed inventory: Windows hosts have their own fact modules.
 MIXED = f"""[linux]
@@ -27,11 +24,15 @@ ansible_facts_modules=["ansible.windows.setup"]
 
 
 def vm_id(profile):
-    return json.loads((PROFILES / f"{profile}.json").read_text())["compute"]["vmId"]
+    from imds_emulator import load_profile  # tools/, on sys.path through conftest
+
+    return load_profile(profile)["compute"]["vmId"]
 
 
 def vm_name(profile):
-    return json.loads((PROFILES / f"{profile}.json").read_text())["compute"]["name"]
+    from imds_emulator import load_profile
+
+    return load_profile(profile)["compute"]["name"]
 
 
 def saved(result, name="saved.json"):
@@ -176,7 +177,7 @@ def test_the_switch_points_every_plugin_at_the_emulator(emulator, playbook, host
     # with the switch, an explicit endpoint: asked at once, no probe (one instance request, one lookup)
     instance = [r for r in switched.requests if r["path"] == "/metadata/instance"]
     assert len(instance) == 2
-    assert [r["path"] for r in own.requests] == ["/metadata/instance"]
+    assert [r["path"] for r in own.requests] == ["/metadata/instance", "/metadata/loadbalancer"]
 
 
 def test_gather_facts_follows_the_switch_through_module_defaults(emulator, playbook, host):
@@ -211,7 +212,7 @@ def test_a_templated_switch_variable_is_templated(emulator, playbook, host):
 """
     playbook(pb, extra_vars={"emulator_url": switched.url}, **host).check()
     assert [r["path"] for r in switched.requests if r["path"] != "/metadata/instance/compute/name"] == [
-        "/metadata/instance", "/metadata/scheduledevents"]
+        "/metadata/instance", "/metadata/loadbalancer", "/metadata/scheduledevents"]
 
 
 def test_a_bad_switch_is_a_clear_failure(playbook, host):

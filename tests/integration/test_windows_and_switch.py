@@ -5,7 +5,6 @@ endpoint is an emulator on 127.0.0.1.
 """
 from __future__ import annotations
 
-
 import pytest
 
 from tests.integration.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs

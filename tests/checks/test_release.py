@@ -1,10 +1,7 @@
 """The release as a user gets it: ansible-galaxy build, an offline install, the demo from it.
 
-The tarball is built from a snapshot of the checkout (a build from the live tree races
-with edits: a file changed between hashing and archiving fails the install's checksum).
-The snapshot holds every file git does not ignore, plus junk where the tools that run
-here leave it (pytest, hypothesis, ansible-test, molecule, the venv), under the names
-the real checkout has and the names those tools use in sub-folders.
+The tarball is built from a snapshot of the checkout with junk planted in it
+(tests/utils/release.py); none of the junk may reach the tarball.
 """
 from __future__ import annotations
 
@@ -20,75 +17,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 from ansible_collections.imds.azure.tests.utils.paths import REPO, collections_path
+from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
+from ansible_collections.imds.azure.tests.utils.release import BIN, JUNK_NAMES, build, galaxy_version, install, run
 
-BIN = Path(sys.executable).parent
-
-# Folders and files a build must leave out, wherever they are in the tree.
-JUNK_DIRS = (
-    ".venv", ".git", ".cache", ".ansible", ".pytest_cache", ".hypothesis", ".mypy_cache",
-    ".ruff_cache", ".tox", "__pycache__", "tests/output", "bench/results",
-    "tests/unit/plugins/module_utils/__pycache__", "tests/playbooks/.hypothesis",
-    "tests/.pytest_cache", "tests/unit/.pytest_cache", "tests/emulator/__pycache__", "tools/imds_emulator/__pycache__",
-    "extensions/molecule/route/.cache", "extensions/molecule/route/.ansible", "roles/route/.ansible",
-)
-JUNK_FILES = (
-    "plugins/modules/metadata_facts.pyc", "imds-azure-0.9.0.tar.gz", ".coverage",
-)
-JUNK_NAMES = {
-    ".venv", ".git", ".cache", ".ansible", ".pytest_cache", ".hypothesis", ".mypy_cache",
-    ".ruff_cache", ".tox", "__pycache__", ".coverage",
-}
-
-
-def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, env=env, cwd=str(cwd), capture_output=True, text=True, timeout=timeout, check=False)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
-    return proc
-
-
-def snapshot(dest: Path) -> Path:
-    """Copy the checkout's files (tracked and untracked, not ignored) and plant junk."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=str(REPO),
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = REPO / name
-        if source.is_file():  # a file listed but deleted meanwhile by a colleague is skipped
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    ignored = subprocess.run(["git", "ls-files", "-o", "--ignored", "--exclude-standard", "--directory"],
-                             cwd=str(REPO), capture_output=True, text=True, check=True).stdout.split()
-    for name in [*JUNK_DIRS, *(n.rstrip("/") for n in ignored if n.endswith("/"))]:
-        (dest / name).mkdir(parents=True, exist_ok=True)
-        (dest / name / "junk.txt").write_text("left by a tool\n")
-    for name in JUNK_FILES:
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        (dest / name).write_text("left by a tool\n")
-    return dest
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     """Build the tarball once for this file: (tarball, member names, clean environment)."""
     work = tmp_path_factory.mktemp("release")
-    source = snapshot(work / "ansible_collections" / "imds" / "azure")
-    env = ansible_env(work, {"ANSIBLE_COLLECTIONS_PATH": str(work / "empty")})
-    run([str(BIN / "ansible-galaxy"), "collection", "build", str(source), "--output-path", str(work / "dist")],
-        env, work)
-    tarballs = list((work / "dist").glob("*.tar.gz"))
-    assert [t.name for t in tarballs] == [f"imds-azure-{galaxy_version()}.tar.gz"]
-    with tarfile.open(tarballs[0]) as tar:
+    tarball = build(work)
+    with tarfile.open(tarball) as tar:
         names = tar.getnames()
-    return tarballs[0], names, work
-
-
-def galaxy_version() -> str:
-    for line in (REPO / "galaxy.yml").read_text().splitlines():
-        if line.startswith("version:"):
-            return line.split(":", 1)[1].strip().strip("'\"")
-    raise AssertionError("galaxy.yml has no version")
+    return tarball, names, work
 
 
 def test_tarball_holds_the_collection_and_no_junk(release):
@@ -117,13 +59,11 @@ def test_manifest_names_the_collection(release):
 
 
 def test_offline_install_and_demo_from_the_installed_collection(release, emulator, tmp_path):
-    tarball, work = release[0], release[2]
+    tarball = release[0]
     fresh = tmp_path / "collections"
     env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh),
                                  "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false"})
-    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(fresh), str(tarball)],
-        env, work)
-    installed = fresh / "ansible_collections" / "imds" / "azure"
+    installed = install(tarball, fresh, env)
     assert (installed / "MANIFEST.json").is_file()
     assert not installed.is_symlink()
     listing = run([str(BIN / "ansible-galaxy"), "collection", "list", "--format", "json"], env, tmp_path)
@@ -135,7 +75,7 @@ def test_offline_install_and_demo_from_the_installed_collection(release, emulato
     emu = emulator(profile="windows")
     # The demo playbook, addressed by its FQCN: ansible-playbook finds it in the installed collection.
     demo = run([str(BIN / "ansible-playbook"), "-vvv", "-i", "localhost,", "-c", "local", "imds.azure.demo",
-                "-e", json.dumps({"imds_endpoint": emu.url})], env, tmp_path)
+                "-e", json.dumps({"imds_azure_endpoint": emu.url})], env, tmp_path)
     vm = json.loads((REPO / "tools" / "imds_emulator" / "profiles" / "windows.json").read_text())["compute"]
     assert f"vm: {vm['name']} ({vm['vmId']})" in demo.stdout
     assert "detected: True" in demo.stdout
@@ -162,12 +102,10 @@ def test_ansible_builder_introspect_finds_no_requirements(release, tmp_path):
     builder = shutil.which("ansible-builder", path=str(BIN)) or shutil.which("ansible-builder")
     if builder is None:
         pytest.skip("ansible-builder is not installed (scripts/bootstrap installs it from tests/requirements.txt)")
-    tarball, work = release[0], release[2]
+    tarball = release[0]
     folder = tmp_path / "ee"
     env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(folder)})
-    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(folder), str(tarball)],
-        env, work)
-    ours = folder / "ansible_collections" / "imds" / "azure"
+    ours = install(tarball, folder, env)
     (ours / "requirements.txt").write_text("decoy-python-package\n")
     (ours / "bindep.txt").write_text("decoy-system-package [platform:dpkg]\n")
     other = folder / "ansible_collections" / "other" / "needy"
@@ -185,19 +123,11 @@ def test_ansible_builder_introspect_finds_no_requirements(release, tmp_path):
     }
 
 
-def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
-    """The one documented command: python3 <collection>/tools/imds_emulator --port N --profile linux."""
-    tarball, work = release[0], release[2]
-    fresh = tmp_path / "collections"
-    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh)})
-    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(fresh), str(tarball)],
-        env, work)
-    tool = fresh / "ansible_collections" / "imds" / "azure" / "tools" / "imds_emulator"
-    listed = run([sys.executable, str(tool), "--list-profiles"], env, tmp_path)
-    assert "linux" in listed.stdout.split() and "standard-lb" in listed.stdout.split()
-    port_file = tmp_path / "port"
-    process = subprocess.Popen([sys.executable, str(tool), "--port", "0", "--profile", "linux", "--port-file",
-                                str(port_file), "--lifetime", "30"], env=env, cwd=str(tmp_path),
+def start_and_ask(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, str]:
+    """Start the emulator with ``command`` (plus a port file and a lifetime), ask it for the VM's name, stop it."""
+    port_file = cwd / "port"
+    port_file.unlink(missing_ok=True)
+    process = subprocess.Popen([*command, "--port-file", str(port_file), "--lifetime", "30"], env=env, cwd=str(cwd),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 15
@@ -214,4 +144,35 @@ def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
         process.terminate()
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
+    return out, err
+
+
+def documented_command() -> list[str]:
+    """The one command of the emulator page, as a user copies it (``python3 <collection>/tools/...``)."""
+    page = (REPO / "docs" / "docsite" / "rst" / "emulator.rst").read_text(encoding="utf-8")
+    section = page.split("The one command\n---------------", 1)[1]
+    line = next(line.strip() for line in section.splitlines() if "<collection>/tools/imds_emulator" in line)
+    return line.removeprefix("$ ").split()
+
+
+def test_the_emulator_starts_from_the_installed_collection(release, tmp_path):
+    """The one documented command, from the tree ansible-galaxy installed; and the old path's shim."""
+    tarball = release[0]
+    fresh = tmp_path / "collections"
+    env = ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(fresh)})
+    installed = install(tarball, fresh, env)
+    tool = installed / "tools" / "imds_emulator"
+    listed = run([sys.executable, str(tool), "--list-profiles"], env, tmp_path)
+    assert "linux" in listed.stdout.split() and "standard-lb" in listed.stdout.split()
+    command = documented_command()
+    assert command[:2] == ["python3", "<collection>/tools/imds_emulator"] and "--port" in command, command
+    command[command.index("--port") + 1] = "0"  # the page's 8169 may be taken here: any free port
+    out, _err = start_and_ask([sys.executable, str(tool), *command[2:]], env, tmp_path)
     assert out.startswith("imds-emulator listening on http://127.0.0.1:")
+
+    # The old path, for one release: it still starts the emulator, and says where it went.
+    out, err = start_and_ask([sys.executable, str(installed / "tests" / "emulator" / "imds_emulator.py"),
+                              "--port", "0", "--profile", "linux"], env, tmp_path)
+    assert out.startswith("imds-emulator listening on http://127.0.0.1:")
+    assert ("imds-emulator: note: tests/emulator/imds_emulator.py moved to tools/imds_emulator "
+            "(python3 tools/imds_emulator ...); this shim goes in the next release") in err

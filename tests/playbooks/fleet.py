@@ -1,9 +1,9 @@
 """A fleet of Azure VMs on one machine: one IMDS emulator and one inventory host per VM.
 
-Each host uses the local connection and its own emulator (``imds_endpoint``), which
-serves a copy of a profile with the host's own vmId, name, fault and update domain. So a
-play over the fleet behaves as over real VMs: every host has its own IMDS, and a fact
-that lands on the wrong host shows.
+Each host uses the local connection and its own emulator (the collection's switch
+``imds_azure_endpoint`` as a host variable), which serves a copy of a profile with the
+host's own vmId, name, fault and update domain. So a play over the fleet behaves as over
+real VMs: every host has its own IMDS, and a fact that lands on the wrong host shows.
 """
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ class Fleet:
 
     @property
     def inventory(self) -> str:
-        """Every host with its own imds_endpoint: no play may fall back to 169.254.169.254."""
+        """Every host with its own imds_azure_endpoint: no play may fall back to 169.254.169.254."""
         lines = ["[fleet]"]
         for vm in self.vms:
             lines.append(f"{vm.host} ansible_connection=local ansible_python_interpreter={sys.executable} "
-                         f"imds_endpoint={vm.emulator.url}")
+                         f"imds_azure_endpoint={vm.emulator.url}")
         return "\n".join(lines) + "\n"
 
     def by_host(self) -> dict[str, Vm]:

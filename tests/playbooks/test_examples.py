@@ -1,13 +1,18 @@
 """The playbooks in docs/examples/ (the scenarios of Microsoft's IMDS documentation), run
 as a user runs them, against a fleet of emulated VMs, with their outcome checked.
 
-Each inventory host has its own emulator through imds_endpoint (tests/playbooks/fleet.py);
-the examples' file locations are variables, pointed into the test's folder here.
+Each inventory host has its own emulator through the collection's switch
+``imds_azure_endpoint`` (tests/playbooks/fleet.py); the examples have no endpoint of
+their own. As documented, they write into reports/ of the folder ansible-playbook runs in
+(created if missing), also the files meant for /etc on a VM, since the fleet's hosts have
+a local connection; their variables are set from the inventory here and there.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,10 +23,18 @@ from ansible_collections.imds.azure.tests.utils.paths import REPO
 EXAMPLES = REPO / "docs" / "examples"
 
 
+ETC = ("/etc/azure-vm-id", "/etc/azure-public-ip")
+
+
 def run_example(playbook, name, inventory, **extra_vars):
+    """Run an example; the result's out_dir is reports/ of the folder it ran in."""
     for line in inventory.splitlines():
-        assert line.startswith("[") or "imds_endpoint=" in line, f"host without its own endpoint: {line}"
-    return playbook(EXAMPLES / name, inventory=inventory, extra_vars=extra_vars)
+        assert line.startswith("[") or "imds_azure_endpoint=" in line or "=" in line.split()[0], \
+            f"host without its own endpoint: {line}"
+    before = {path: Path(path).exists() for path in ETC}
+    result = playbook(EXAMPLES / name, inventory=inventory, extra_vars=extra_vars)
+    assert {path: Path(path).exists() for path in ETC} == before, "an example wrote to /etc with a local connection"
+    return dataclasses.replace(result, out_dir=result.out_dir.parent / "reports")
 
 
 def without_user_data(compute):
@@ -36,8 +49,7 @@ def test_every_example_is_tested():
 
 def test_track_vm_by_vmid(emulator, playbook, tmp_path):
     fleet = make_fleet(emulator, tmp_path, 2)
-    result = run_example(playbook, "track-vm-by-vmid.yml", fleet.inventory,
-                         vm_id_file="{{ out_dir }}/{{ inventory_hostname }}.vm-id").check()
+    result = run_example(playbook, "track-vm-by-vmid.yml", fleet.inventory).check()
     for vm in fleet.vms:
         assert (result.out_dir / f"{vm.host}.vm-id").read_text() == f"{vm.vm_id}\n"
     compute = fleet.vms[0].emulator.document["compute"]
@@ -49,9 +61,8 @@ def test_track_vm_by_vmid(emulator, playbook, tmp_path):
 
 def test_track_vm_by_vmid_refuses_the_same_vm_twice(emulator, playbook, tmp_path):
     fleet = make_fleet(emulator, tmp_path, 1)
-    twice = fleet.inventory + f"alias ansible_connection=local imds_endpoint={fleet.vms[0].emulator.url}\n"
-    result = run_example(playbook, "track-vm-by-vmid.yml", twice,
-                         vm_id_file="{{ out_dir }}/{{ inventory_hostname }}.vm-id")
+    twice = fleet.inventory + f"alias ansible_connection=local imds_azure_endpoint={fleet.vms[0].emulator.url}\n"
+    result = run_example(playbook, "track-vm-by-vmid.yml", twice)
     assert result.returncode != 0
     assert re.search(rf"Two inventory hosts are the same VM:\s+{fleet.vms[0].vm_id} is\s+(alias and vm00|vm00 and alias)",
                      result.output), result.output
@@ -78,6 +89,28 @@ def test_placement_needs_as_many_fault_domains_as_replicas(emulator, playbook, t
     assert ("3 replicas need 3 fault domains, but the hosts span only 2 "
             "(azure_fault_domain_0, azure_fault_domain_1)") in result.output
     assert not (result.out_dir / "replica-hosts.json").exists()
+
+
+def test_variables_set_in_the_inventory_and_the_folder_made_for_them(emulator, playbook, tmp_path):
+    """What test_placement_needs_as_many_fault_domains_as_replicas refuses passes with replicas=2 from the
+    inventory, and the files go to the inventory's reports_dir, a folder that did not exist."""
+    fleet = make_fleet(emulator, tmp_path, 2, fault_domains=2)
+    elsewhere = tmp_path / "not" / "yet" / "there"
+    inventory = fleet.inventory + f"[all:vars]\nreports_dir={elsewhere}\nreplicas=2\n"
+    result = run_example(playbook, "placement-by-fault-domain.yml", inventory).check()
+    assert json.loads((elsewhere / "replica-hosts.json").read_text()) == ["vm00", "vm01"]
+    assert (elsewhere / "hdfs-topology.table").read_text().splitlines() == ["vm00 /fd0/ud0", "vm01 /fd1/ud1"]
+    assert not result.out_dir.exists()  # nothing in the default folder
+
+    host_file = tmp_path / "agent" / "vm-id"
+    host_file.parent.mkdir()  # the agent's folder: the play makes only its reports folder
+    inventory = fleet.inventory.replace("vm00 ", f"vm00 vm_id_file={host_file} ", 1) + \
+        f"[all:vars]\nregistry_file={tmp_path / 'registry.json'}\n"
+    result = run_example(playbook, "track-vm-by-vmid.yml", inventory).check()
+    assert host_file.read_text() == f"{fleet.vms[0].vm_id}\n"
+    assert (result.out_dir / "vm01.vm-id").read_text() == f"{fleet.vms[1].vm_id}\n"
+    assert len(json.loads((tmp_path / "registry.json").read_text())) == 2
+    assert not (result.out_dir / "vm-registry.json").exists()
 
 
 def test_support_case(emulator, playbook, tmp_path):
@@ -167,8 +200,7 @@ def test_public_ip_as_text(emulator, playbook, tmp_path, case):
 
     fleet = make_fleet(emulator, tmp_path, 1, profile="no-public-ip", profile_hook=profile,
                        faults=lambda index: faults)
-    result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory,
-                         public_ip_file="{{ out_dir }}/{{ inventory_hostname }}.public-ip").check()
+    result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory).check()
     for vm in fleet.vms:
         assert (result.out_dir / f"{vm.host}.public-ip").read_text() == (f"{written}\n" if written else "")
         assert f"{vm.host}: public IPv4 is {said}" in result.stdout
@@ -181,8 +213,7 @@ def test_public_ip_as_text_stops_where_the_load_balancer_could_not_be_read(emula
     says the address is not known instead of writing an empty file."""
     fleet = make_fleet(emulator, tmp_path, 1, profile="no-public-ip",
                        faults=lambda index: {"every_kth": {"k": 2, "status": 400}})
-    result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory,
-                         public_ip_file="{{ out_dir }}/{{ inventory_hostname }}.public-ip")
+    result = run_example(playbook, "public-ip-as-text.yml", fleet.inventory)
     assert result.returncode != 0
     assert "The load balancer metadata of vm00 could not be read (failed; see the gather's warning)" in result.output
     assert "Load balancer metadata not read" in result.output and "IMDS answered 400" in result.output

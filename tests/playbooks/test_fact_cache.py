@@ -23,7 +23,7 @@ GATHER = """
   gather_facts: true
   module_defaults:
     imds.azure.metadata_facts:
-      endpoint: "{{ imds_endpoint }}"
+      endpoint: "{{ imds_azure_endpoint }}"  # gather_facts runs fact modules without their action plugin
   tasks:
     - name: Gathered
       ansible.builtin.assert:

@@ -35,10 +35,8 @@ FREE = """
       when: inventory_hostname == 'vm00'
     - name: Gather
       imds.azure.metadata_facts:
-        endpoint: "{{ imds_endpoint }}"
     - name: Gather again, network facts only
       imds.azure.metadata_facts:
-        endpoint: "{{ imds_endpoint }}"
         filter: [azure_private_ipv4]
 """ + REPORT
 
@@ -51,7 +49,6 @@ SERIAL = """
   tasks:
     - name: Gather
       imds.azure.metadata_facts:
-        endpoint: "{{ imds_endpoint }}"
 """ + REPORT
 
 

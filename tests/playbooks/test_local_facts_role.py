@@ -103,6 +103,18 @@ def test_setup_brings_the_module_facts_without_prefix(emulator, play, tmp_path):
     assert (tmp_path / "facts.d" / "azure.fact").stat().st_mode & 0o777 == 0o755
 
 
+def test_the_collection_switch_reaches_the_role(emulator, play, tmp_path):
+    """imds_azure_endpoint (here from the inventory) is the role's endpoint when local_facts_endpoint is not set."""
+    emu = emulator(profile="linux")
+    install = INSTALL.replace('        local_facts_endpoint: "{{ endpoint }}"\n', "")
+    assert "local_facts_endpoint" not in install
+    result = play(install + GATHER, extra_vars={**paths(tmp_path), "label": "switch"},
+                  inventory=f"localhost ansible_connection=local imds_azure_endpoint={emu.url}\n").check()
+    local = result.read_json("local-switch.json")["azure"]
+    assert local["failed"] is False and local["vm_id"] == PROFILE["compute"]["vmId"]
+    assert gathers(emu) == 1 and emu.url in (tmp_path / "facts.d" / "azure.fact").read_text()
+
+
 def test_idempotent_and_check_mode(emulator, play, tmp_path):
     emu = emulator(profile="linux")
     variables = paths(tmp_path, endpoint=emu.url)

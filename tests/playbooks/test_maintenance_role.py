@@ -245,7 +245,7 @@ def test_a_rerun_after_a_failed_restore_restores_first(fleet, setup, playbook):
 # -- docs/examples/drain.yml ----------------------------------------------------------------------
 
 def test_the_drain_example(fleet, setup, playbook, tmp_path):
-    from tests.utils.paths import REPO
+    from ansible_collections.imds.azure.tests.utils.paths import REPO
 
     reports_dir = tmp_path / "example-reports"
 

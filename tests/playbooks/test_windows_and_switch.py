@@ -5,8 +5,6 @@ endpoint is an emulator on 127.0.0.1.
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ansible_collections.imds.azure.tests.playbooks.windows import CFG, INVENTORY_VARS, STANDIN_LOG, standin_runs
@@ -27,11 +25,15 @@ ansible_facts_modules=["ansible.windows.setup"]
 
 
 def vm_id(profile):
-    return json.loads((PROFILES / f"{profile}.json").read_text())["compute"]["vmId"]
+    from imds_emulator import load_profile  # tools/, on sys.path through conftest
+
+    return load_profile(profile)["compute"]["vmId"]
 
 
 def vm_name(profile):
-    return json.loads((PROFILES / f"{profile}.json").read_text())["compute"]["name"]
+    from imds_emulator import load_profile
+
+    return load_profile(profile)["compute"]["name"]
 
 
 def saved(result, name="saved.json"):

@@ -105,7 +105,8 @@ def run_playbook(
     config.write_text(f"[defaults]\ninventory = {inv}\nhost_key_checking = False\n{cfg}")
     variables = {"out_dir": str(out_dir), **(extra_vars or {})}
     cmd = [ansible_command(command), str(path), "-e", json.dumps(variables), *args]
-    full_env = ansible_env(tmp_path, {"ANSIBLE_CONFIG": str(config), **(env or {})})
+    # PWD as a shell sets it for the folder it runs in (subprocess leaves the parent's)
+    full_env = ansible_env(tmp_path, {"ANSIBLE_CONFIG": str(config), "PWD": str(tmp_path), **(env or {})})
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=full_env, capture_output=True, text=True,
                           timeout=timeout, check=False)

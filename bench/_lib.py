@@ -32,7 +32,10 @@ PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_pro
               "no_proxy", "NO_PROXY")
 
 sys.path.insert(0, str(REPO))
-from ansible_collections.imds.azure.tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
+try:  # a tree laid out as ansible_collections/imds/azure (ansible-test), or the link on sys.path
+    from ansible_collections.imds.azure.tests.utils.paths import collections_path
+except ImportError:  # a plain checkout: REPO is on sys.path
+    from tests.utils.paths import collections_path  # type: ignore[no-redef]  # noqa: E402  pylint: disable=wrong-import-position
 
 
 # -- the machine ----------------------------------------------------------------------

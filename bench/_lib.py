@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 try:  # a tree laid out as ansible_collections/imds/azure (ansible-test), or the link on sys.path
     from ansible_collections.imds.azure.tests.utils.paths import collections_path
 except ImportError:  # a plain checkout: REPO is on sys.path
-    from tests.utils.paths import collections_path  # type: ignore[no-redef]  # noqa: E402  pylint: disable=wrong-import-position
+    from tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
 
 
 # -- the machine ----------------------------------------------------------------------

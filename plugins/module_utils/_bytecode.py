@@ -44,7 +44,8 @@ class _Finder:
     """Finds what the path finder finds; for a module_utils file of ours in a zip, loads kept code."""
 
     def __init__(self) -> None:
-        self._folder: str | None | bool = False  # False: not looked up yet
+        self._folder: str | None = None
+        self._looked = False
         self._busy = False
 
     def find_spec(self, fullname: str, path: t.Any = None, target: t.Any = None) -> t.Any:
@@ -62,7 +63,7 @@ class _Finder:
         return spec
 
     def folder(self) -> str | None:
-        if self._folder is False:
+        if not self._looked:
             self._busy = True  # the private folder's own module is imported the ordinary way
             try:
                 from ansible_collections.imds.azure.plugins.module_utils._ratelimit import private_folder
@@ -70,7 +71,8 @@ class _Finder:
                 self._folder = private_folder()
             finally:
                 self._busy = False
-        return self._folder or None
+            self._looked = True
+        return self._folder
 
 
 class _Loader:
@@ -87,9 +89,9 @@ class _Loader:
         return None  # the default module object
 
     def exec_module(self, module: types.ModuleType) -> None:
-        spec = module.__spec__
-        source = self.loader.get_source(spec.name)
-        exec(code_for(source, spec.origin, self.folder), module.__dict__)  # nosec: our own file, compiled or kept
+        name, origin = module.__name__, str(getattr(module.__spec__, "origin", None) or module.__file__)
+        source = self.loader.get_source(name)
+        exec(code_for(source, origin, self.folder), module.__dict__)  # nosec: our own file, compiled or kept
 
 
 def code_for(source: str, origin: str, folder: str) -> types.CodeType:

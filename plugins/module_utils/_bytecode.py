@@ -6,14 +6,14 @@
 
 Ansible sends a module with its module_utils as Python source in a zip (AnsiballZ), and
 ``zipimport`` keeps no bytecode: every run compiled the collection's files again, the
-largest part of what a ``metadata_facts`` run costs beyond a ``ping``. ``install()``, called
-by a module run as a program, serves this collection's module_utils that come from such a
-zip from code compiled once and kept in the user's private folder (the one the rate
-limiter uses, ``<tmp>/imds-azure-<uid>``, mode 0700, checked before every use), under a
-name that is the hash of the source and the interpreter's bytecode version: a changed
-file, another collection version or another Python compiles anew; nothing is trusted
-that the user does not own alone. Whatever goes wrong (no private folder, a damaged
-entry, a full disk), the file is compiled from its source as before.
+largest single part of what a ``metadata_facts`` run costs on the host beyond a ``ping``.
+``install()``, called by a module run as a program, serves this collection's module_utils
+that come from such a zip from code compiled once and kept in the user's private folder (the
+one the rate limiter uses, ``<tmp>/imds-azure-<uid>``, mode 0700, checked before every use),
+under a name that is the hash of the source and the interpreter's bytecode version: a
+changed file, another collection version or another Python compiles anew; nothing is trusted
+that the user does not own alone. Whatever goes wrong (no private folder, a damaged entry, a
+full disk), the file is compiled from its source as before.
 """
 
 from __future__ import annotations

@@ -37,8 +37,10 @@ HOST_UNSET = PROXY_VARS + ("PYTHONDONTWRITEBYTECODE",)
 sys.path.insert(0, str(REPO))
 try:  # a tree laid out as ansible_collections/imds/azure (ansible-test), or the link on sys.path
     from ansible_collections.imds.azure.tests.utils.paths import collections_path
-except ImportError:  # a plain checkout: REPO is on sys.path
+except ImportError:  # a plain checkout: REPO is on sys.path; then the link makes the rest importable
     from tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
+
+    sys.path.insert(0, str(collections_path()))
 
 
 # -- the machine ----------------------------------------------------------------------

@@ -59,7 +59,7 @@ def main() -> None:
     from ansible_collections.imds.azure.plugins.modules import metadata_facts  # noqa: F401  what the module imports
     PHASES["import the module and its module_utils"] = time.perf_counter() - began
     os.write(2, b"BENCH imports end\n")
-    from ansible_collections.imds.azure.plugins.module_utils import _client, _detect, _http, _normalize, _ratelimit
+    from ansible_collections.imds.azure.plugins.module_utils import _client, _detect, _gather, _http, _ratelimit
 
     # detection as the default endpoint does it (an explicit endpoint skips it)
     began = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> None:
     _http.HttpClientTransport.request = request_marked  # type: ignore[method-assign]
     _ratelimit.RateLimiter.acquire = timed("rate limiter", _ratelimit.RateLimiter.acquire)  # type: ignore[method-assign]
     _client.ImdsClient.instance = timed("_client total", _client.ImdsClient.instance)  # type: ignore[method-assign]
-    _normalize.normalize = timed("normalization", _normalize.normalize)
+    _gather.normalize = timed("normalization", _gather.normalize)  # the name the gather calls
     basic.AnsibleModule.__init__ = timed("AnsibleModule()", basic.AnsibleModule.__init__)  # type: ignore[method-assign]
     basic.AnsibleModule.exit_json = timed("exit_json", basic.AnsibleModule.exit_json)  # type: ignore[method-assign]
 

@@ -7,13 +7,13 @@
 Ansible sends a module with its module_utils as Python source in a zip (AnsiballZ), and
 ``zipimport`` keeps no bytecode: every run compiled the collection's files again, the
 largest single part of what a ``metadata_facts`` run costs on the host beyond a ``ping``.
-``install()``, called by a module run as a program, serves this collection's module_utils
-that come from such a zip from code compiled once and kept in the user's private folder (the
-one the rate limiter uses, ``<tmp>/imds-azure-<uid>``, mode 0700, checked before every use),
-under a name that is the hash of the source and the interpreter's bytecode version: a
-changed file, another collection version or another Python compiles anew; nothing is trusted
-that the user does not own alone. Whatever goes wrong (no private folder, a damaged entry, a
-full disk), the file is compiled from its source as before.
+``kept_code``, around a module's imports when it runs as a program, serves this collection's
+module_utils that come from such a zip from code compiled once and kept in the user's
+private folder (the one the rate limiter uses, ``<tmp>/imds-azure-<uid>``, mode 0700,
+checked before every use), under a name that is the hash of the source and the interpreter's
+bytecode version: a changed file, another collection version or another Python compiles
+anew; nothing is trusted that the user does not own alone. Whatever goes wrong (no private
+folder, a damaged entry, a full disk), the file is compiled from its source as before.
 """
 
 from __future__ import annotations
@@ -33,11 +33,21 @@ _MAX_ENTRY = 1 << 20  # bytes: no module_utils file compiles to anything near th
 SWEEP_AGE = 7 * 86400.0  # seconds: when an entry is written, entries older than this are removed
 
 
-def install() -> None:
-    """Serve this collection's module_utils from zips (AnsiballZ) through the bytecode kept on the host."""
-    if sys.dont_write_bytecode or any(isinstance(finder, _Finder) for finder in sys.meta_path):
-        return
-    sys.meta_path.insert(0, _Finder())
+class kept_code:  # pylint: disable=invalid-name  # used as a context manager, like a function
+    """Within ``with kept_code(enabled):``, this collection's module_utils that come from a zip
+    (AnsiballZ) load through the bytecode kept on the host. The finder is removed on exit:
+    nothing else's imports go through it, and ``sys.meta_path`` is left as it was found."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.finder = _Finder() if enabled and not sys.dont_write_bytecode else None
+
+    def __enter__(self) -> None:
+        if self.finder is not None:
+            sys.meta_path.insert(0, self.finder)
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        if self.finder is not None and self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
 
 
 class _Finder:

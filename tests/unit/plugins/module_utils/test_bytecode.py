@@ -24,9 +24,11 @@ PROBE = "from __future__ import annotations\n\n\ndef value():\n    return {answe
 RUN = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.imds.azure.plugins.module_utils._bytecode import install
-install()
-from ansible_collections.imds.azure.plugins.module_utils import _probe
+meta_path = list(sys.meta_path)
+from ansible_collections.imds.azure.plugins.module_utils._bytecode import kept_code
+with kept_code(True):
+    from ansible_collections.imds.azure.plugins.module_utils import _probe
+assert sys.meta_path == meta_path, "the finder stays installed"
 print(_probe.value())
 if len(sys.argv) > 2:
     _probe.fail()

@@ -30,11 +30,17 @@ CALLBACKS = BENCH / "callback_plugins"
 LATENCY = 0.003  # seconds the emulator waits before every answer: a realistic IMDS round trip
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
               "no_proxy", "NO_PROXY")
+# Left out of the environment of what the benchmarks run, as on a managed host: containers and CI
+# often set it, and it turns off the modules' kept bytecode (plugins/module_utils/_bytecode.py).
+HOST_UNSET = PROXY_VARS + ("PYTHONDONTWRITEBYTECODE",)
 
 sys.path.insert(0, str(REPO))
-from tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
+try:  # a tree laid out as ansible_collections/imds/azure (ansible-test), or the link on sys.path
+    from ansible_collections.imds.azure.tests.utils.paths import collections_path
+except ImportError:  # a plain checkout: REPO is on sys.path; then the link makes the rest importable
+    from tests.utils.paths import collections_path  # noqa: E402  pylint: disable=wrong-import-position
 
-sys.path.insert(0, str(collections_path()))  # the checkout as ansible_collections.imds.azure, for the shared test helpers
+    sys.path.insert(0, str(collections_path()))
 
 
 # -- the machine ----------------------------------------------------------------------
@@ -260,7 +266,7 @@ def imds_namespace(workdir: Path, profile: str = "linux", latency: float = LATEN
 def ansible_env(run_dir: Path, extra: Mapping[str, str] | None = None, collections: Path | None = None) -> dict[str, str]:
     """A clean environment: no proxies, no ANSIBLE_* from the caller, this checkout (or
     ``collections``) as imds.azure."""
-    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS and not k.startswith("ANSIBLE_")}
+    env = {k: v for k, v in os.environ.items() if k not in HOST_UNSET and not k.startswith("ANSIBLE_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update({
         "ANSIBLE_CONFIG": str(run_dir / "ansible.cfg"),

@@ -142,8 +142,7 @@ def play_seconds(timings: dict[str, Any], kind: str, index: int) -> float:
     return sum(t["seconds"] for t in timings["tasks"] if t["play"] == f"{kind} {index}" and t["name"] in counted)
 
 
-def instance_requests(emulator: Any) -> list[dict[str, Any]]:
-    """The instance requests (the module's and the local fact's load balancer requests come on top)."""
+def instance_requests(emulator: EmulatorProcess) -> list[dict[str, Any]]:
     return [r for r in emulator.imds_requests() if r["path"] == "/metadata/instance"]
 
 
@@ -153,6 +152,7 @@ def run(workdir: Path, smoke: bool) -> dict[str, Any]:
     cpu_rounds, plays = (1, 1) if smoke else (CPU_ROUNDS, PLAYS)
     with EmulatorProcess(workdir) as emulator:
         timings = run_playbook(workdir / "run", playbook(workdir, emulator.url, rounds, subset))
+        # instance requests: a gather (module or local fact) also asks for the load balancer metadata
         requests = len(instance_requests(emulator))
         cpu: dict[str, list[float]] = {kind: [] for kind in CPU_KINDS}
         for index in range(cpu_rounds):

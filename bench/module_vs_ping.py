@@ -190,16 +190,16 @@ def namespace_peers(workdir: Path, variant: Any, tasks: int, rounds: int) -> dic
                     spent = run_playbook(where / kind, PLAY.format(name=kind, tasks=unit_tasks({kind: unit}, tasks)),
                                          prefix=prefix, collections=variant.collections)
                     cpu[kind].append((spent["cpu_seconds"] - base["cpu_seconds"]) / tasks)
-            logged = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
-            # the instance requests; each gather's load balancer request comes on top
-            requests = len([entry for entry in logged if entry.get("path") == "/metadata/instance"])
+            # the instance requests (each gather also asks for the load balancer metadata)
+            lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+            requests = len([line for line in lines if json.loads(line).get("path") == "/metadata/instance"])
     except RuntimeError as exc:
         return {"skipped": str(exc).splitlines()[0]}
     # each facts task asked the emulator at 169.254.169.254 once (the sap module's requests come on top)
     if requests < tasks * rounds or ("sap" not in units and requests != tasks * rounds):
         raise RuntimeError(f"{requests} requests reached the emulator at 169.254.169.254 in the namespace, "
                            f"for {tasks * rounds} facts tasks")
-    outcome["requests at 169.254.169.254"] = metric(requests, "req")
+    outcome["instance requests at 169.254.169.254"] = metric(requests, "req")
     for kind in units:
         if kind != "ping":
             ratios = [ratio(k, p) for k, p in zip(cpu[kind], cpu["ping"])]

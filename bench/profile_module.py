@@ -14,6 +14,7 @@ Figures are medians over fresh processes.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _lib import BENCH, EmulatorProcess, median, metric, ratio, run_playbook, variants
+from _lib import BENCH, HOST_UNSET, EmulatorProcess, median, metric, ratio, run_playbook, variants
 
 NAME = "profile_module"
 TITLE = "one metadata_facts run on the host: import, detection, HTTP, normalization"
@@ -45,7 +46,8 @@ def wall(cmd: list[str], cwd: Path, expect: str = "") -> tuple[float, float, str
     """Wall and CPU (user + system) seconds of the command, and its stderr; its output must contain ``expect``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k not in HOST_UNSET}
+    proc = subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0 or expect not in proc.stdout:

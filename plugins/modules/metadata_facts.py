@@ -382,10 +382,13 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH
-from ansible_collections.imds.azure.plugins.module_utils._gather import run
-from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
-from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT, imds_argument_spec
+from ansible_collections.imds.azure.plugins.module_utils._bytecode import kept_code
+
+with kept_code(__name__ == "__main__"):  # run on the host: compiled once per host, not per run
+    from ansible_collections.imds.azure.plugins.module_utils._detect import DMI_ASSET_TAG_PATH
+    from ansible_collections.imds.azure.plugins.module_utils._gather import run
+    from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
+    from ansible_collections.imds.azure.plugins.module_utils._options import DEFAULT_PROBE_TIMEOUT, imds_argument_spec
 
 
 def argument_spec() -> dict[str, t.Any]:

@@ -420,17 +420,21 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
-from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure, host_evidence, request_on_azure
-from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
-from ansible_collections.imds.azure.plugins.module_utils._events import (
-    APPROVE_ALL, EVENT_SOURCES, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, all_started, describe,
-    matching_rule, parse_document, plan_approval, poll_until, read_rules, select, start_requests, still_listed)
-from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
-from ansible_collections.imds.azure.plugins.module_utils._options import (
-    DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, MAX_WAIT, OptionError, imds_argument_spec, seconds)
-from ansible_collections.imds.azure.plugins.module_utils._text import printable
-from ansible_collections.imds.azure.plugins.module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS
+from ansible_collections.imds.azure.plugins.module_utils._bytecode import kept_code
+
+with kept_code(__name__ == "__main__"):  # run on the host: compiled once per host, not per run
+    from ansible_collections.imds.azure.plugins.module_utils._client import ImdsClient
+    from ansible_collections.imds.azure.plugins.module_utils._detect import NotOnAzure, host_evidence, request_on_azure
+    from ansible_collections.imds.azure.plugins.module_utils._errors import ImdsError
+    from ansible_collections.imds.azure.plugins.module_utils._events import (
+        APPROVE_ALL, EVENT_SOURCES, EVENT_TYPES, EVENTS_PATH, EventsDocument, EventsDocumentError, all_started,
+        describe, matching_rule, parse_document, plan_approval, poll_until, read_rules, select, start_requests,
+        still_listed)
+    from ansible_collections.imds.azure.plugins.module_utils._http import HttpClientTransport
+    from ansible_collections.imds.azure.plugins.module_utils._options import (
+        DEFAULT_PROBE_TIMEOUT, MAX_TIMEOUT, MAX_WAIT, OptionError, imds_argument_spec, seconds)
+    from ansible_collections.imds.azure.plugins.module_utils._text import printable
+    from ansible_collections.imds.azure.plugins.module_utils._versions import EVENTS_NEWEST, EVENTS_VERSIONS
 
 MIN_POLL_INTERVAL = 1.0
 FIRST_CALL_TIMEOUT = 120.0  # Microsoft: the call that enables scheduled events can take two minutes

@@ -66,6 +66,11 @@ def switch_endpoint(variables: t.Mapping[str, t.Any], templar: t.Any) -> Switch 
     return Switch(value if isinstance(value, str) else str(value), str(origin))
 
 
+# Parsed when the plugin is imported: ansible-core imports action plugins in the process that runs
+# the play, so the worker it forks for each task inherits the definition instead of parsing it again.
+_switch_definition()
+
+
 class ImdsAction(ActionBase):
     """Run ``MODULE`` on a POSIX host, or its client here with win_uri as transport for a Windows host."""
 

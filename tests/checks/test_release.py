@@ -22,7 +22,6 @@ from ansible_collections.imds.azure.tests.utils.playbook import ansible_env
 from ansible_collections.imds.azure.tests.utils.release import BIN, JUNK_NAMES, build, galaxy_version, install, run
 
 
-
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     """Build the tarball once for this file: (tarball, member names, clean environment)."""

@@ -87,8 +87,8 @@ def test_start_use_start_again_and_stop(playbook, tmp_path):
     assert (state / "default.pid").is_file() and oct(state.stat().st_mode & 0o777) == "0o700"
     logged = [json.loads(line) for line in Path(started["log"]).read_text(encoding="utf-8").splitlines()]
     # the gather: the instance document, then the load balancer metadata (the spot VM is in none: 404)
-    assert [(entry["path"], entry["status"]) for entry in logged][-2:] == [("/metadata/instance", 200),
-                                                                          ("/metadata/loadbalancer", 404)]
+    assert [(entry["path"], entry["status"]) for entry in logged][-2:] == [
+        ("/metadata/instance", 200), ("/metadata/loadbalancer", 404)]
     assert {entry["path"] for entry in logged} == {"/metadata/instance", "/metadata/loadbalancer"}
     assert status(first, "Start the emulator in the background") == "changed"
 

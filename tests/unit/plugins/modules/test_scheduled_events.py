@@ -423,10 +423,10 @@ RULES = [{"event_sources": ["User"]}, {"event_types": ["Freeze"], "max_duration"
 
 def test_rules_approve_what_they_match_and_leave_the_rest(monkeypatch, clock):
     imds = imds_of_vm([doc(ev("U", "Redeploy", EventSource="User"), ev("F", "Freeze", DurationInSeconds=5),
-                         ev("L", "Freeze", DurationInSeconds=30), ev("N", "Freeze", DurationInSeconds=-1),
-                         ev("P", "Preempt"), ev("R", "Reboot", EventSource="Platform"),
-                         ev("S", "Freeze", status="Started", DurationInSeconds=2),
-                         ev("O", "Freeze", resources=["vm2"], DurationInSeconds=1))])
+                           ev("L", "Freeze", DurationInSeconds=30), ev("N", "Freeze", DurationInSeconds=-1),
+                           ev("P", "Preempt"), ev("R", "Reboot", EventSource="Platform"),
+                           ev("S", "Freeze", status="Started", DurationInSeconds=2),
+                           ev("O", "Freeze", resources=["vm2"], DurationInSeconds=1))])
     result = run(monkeypatch, {"approve_rules": RULES}, imds)
     assert [p["body"]["StartRequests"] for p in imds.of("POST")] == [[{"EventId": "U"}, {"EventId": "F"},
                                                                       {"EventId": "P"}]]

@@ -66,11 +66,16 @@ def profile_document(name: str = "linux") -> dict:
     return {key: value for key, value in document.items() if not key.startswith("_")}
 
 
+_HELD: list[socket.socket] = []  # bound, never listening: kept for the test process's life
+
+
 def closed_port() -> int:
-    """A loopback port where nothing listens (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port where nothing listens: bound and kept, never listening, so that a connection is
+    refused and no emulator started later can be given the same port (a released one could be)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return sock.getsockname()[1]
 
 
 class Trap:

@@ -214,7 +214,9 @@ def connection_of(name: str, host_vars: t.Mapping[str, t.Any], default_connectio
         plugin = default_connection if isinstance(default_connection, str) and default_connection else "ssh"
         origin = "the default connection of this run"
     builtin = plugin_name(plugin)
-    if builtin not in _ADDRESS_OPTION:
+    if builtin not in _ADDRESS_OPTION or not _definitions(builtin):
+        # not a plugin that names an address, or not one this ansible-core has (paramiko_ssh left
+        # ansible-core in 2.21): never taken for the controller
         return Connection(plugin, origin)
     address = _option(builtin, _ADDRESS_OPTION[builtin], name, host_vars, template)
     if builtin in WINDOWS_PLUGINS:
@@ -227,16 +229,24 @@ def connection_of(name: str, host_vars: t.Mapping[str, t.Any], default_connectio
     return Connection(plugin, origin, address, port, settings)
 
 
-def _option(plugin: str, option: str, name: str, host_vars: t.Mapping[str, t.Any], template: Template) -> t.Any:
-    """The value of a connection plugin's option for this host, as Ansible's configuration resolves it."""
+def _definitions(plugin: str) -> dict[str, t.Any]:
+    """The option definitions of a builtin connection plugin; empty when this ansible-core has no such plugin."""
     from ansible import constants as C
-    from ansible.errors import AnsibleError
     from ansible.plugins.loader import connection_loader
 
     definitions = C.config.get_configuration_definitions("connection", plugin)
     if not definitions:
         connection_loader.get(plugin, class_only=True)  # loads the plugin's option definitions
-        definitions = C.config.get_configuration_definitions("connection", plugin) or {}
+        definitions = C.config.get_configuration_definitions("connection", plugin)
+    return definitions or {}
+
+
+def _option(plugin: str, option: str, name: str, host_vars: t.Mapping[str, t.Any], template: Template) -> t.Any:
+    """The value of a connection plugin's option for this host, as Ansible's configuration resolves it."""
+    from ansible import constants as C
+    from ansible.errors import AnsibleError
+
+    definitions = _definitions(plugin)
     names = [entry.get("name") for entry in (definitions.get(option) or {}).get("vars") or ()]
     variables = {"inventory_hostname": name}
     for variable in names:

@@ -6,11 +6,15 @@ import pytest
 from ansible_collections.imds.azure.plugins.plugin_utils._lookup_host import (
     HOST_IS_CONTROLLER,
     Connection,
+    _definitions,
     connection_of,
     controller_verdict,
     explicit_verdict,
     is_loopback,
 )
+
+PARAMIKO = pytest.mark.skipif(not _definitions("paramiko_ssh"),
+                              reason="this ansible-core has no paramiko_ssh connection plugin (it left in 2.21)")
 
 
 def verdict_for(name, host_vars, default="ssh", template=lambda value: value):
@@ -29,7 +33,7 @@ def verdict_for(name, host_vars, default="ssh", template=lambda value: value):
     ("localhost", None, None, "ssh", True, "ssh to the loopback address localhost"),
     ("127.0.0.1", None, None, "ssh", True, "loopback address 127.0.0.1"),
     ("vm1", "ssh", "127.0.0.2", "ssh", True, "loopback address 127.0.0.2"),
-    ("vm1", "paramiko", "::1", "ssh", True, "loopback address ::1"),
+    pytest.param("vm1", "paramiko", "::1", "ssh", True, "loopback address ::1", marks=PARAMIKO),
     # WinRM on a loopback address is a port forwarded to Windows: the controller does not run Windows
     ("win", "winrm", "localhost", "ssh", False, "winrm to the loopback address localhost, which is a port forwarded"),
     # anything else is another machine
@@ -67,7 +71,8 @@ def test_is_loopback(address, expected):
     ({"ansible_host": "127.0.0.1", "ansible_port": 2222}, "its port is 2222, not 22"),
     ({"ansible_host": "127.0.0.1", "ansible_port": "2222"}, "its port is 2222"),
     ({"ansible_host": "127.0.0.1", "ansible_ssh_port": 2200}, "its port is 2200"),
-    ({"ansible_host": "localhost", "ansible_connection": "paramiko", "ansible_paramiko_port": 2022}, "port is 2022"),
+    pytest.param({"ansible_host": "localhost", "ansible_connection": "paramiko", "ansible_paramiko_port": 2022},
+                 "port is 2022", marks=PARAMIKO),
     ({"ansible_ssh_host": "::1", "ansible_port": 10022}, "its port is 10022"),
     # a jump host or a proxy in any of the three ssh argument variables
     ({"ansible_ssh_common_args": "-o ProxyJump=bastion.example.com"}, "its ssh_common_args sets ProxyJump"),
@@ -83,9 +88,10 @@ def test_is_loopback(address, expected):
     ({"ansible_ssh_common_args": "-p 2222"}, "sets the port 2222 (-p)"),
     ({"ansible_ssh_common_args": "-o Port=2222"}, "sets the port 2222 (-o Port)"),
     ({"ansible_ssh_common_args": "-F ./vagrant-ssh-config"}, "another ssh configuration file (-F)"),
-    ({"ansible_ssh_common_args": "-o ProxyJump=bastion", "ansible_connection": "paramiko_ssh"}, "sets ProxyJump"),
-    ({"ansible_connection": "paramiko", "ansible_paramiko_proxy_command": "ssh -W %h:%p bastion"},
-     "its proxy_command is set"),
+    pytest.param({"ansible_ssh_common_args": "-o ProxyJump=bastion", "ansible_connection": "paramiko_ssh"},
+                 "sets ProxyJump", marks=PARAMIKO),
+    pytest.param({"ansible_connection": "paramiko", "ansible_paramiko_proxy_command": "ssh -W %h:%p bastion"},
+                 "its proxy_command is set", marks=PARAMIKO),
     ({"ansible_ssh_common_args": "-o 'ProxyJump"}, "cannot be read"),
 ])
 def test_loopback_with_a_port_proxy_or_jump_is_another_machine(host_vars, why):
@@ -102,7 +108,7 @@ def test_loopback_with_a_port_proxy_or_jump_is_another_machine(host_vars, why):
     {"ansible_ssh_common_args": "-o ProxyCommand=none -o Port=22"},
     {"ansible_ssh_extra_args": "-4 -v -i ~/.ssh/id_ed25519 -l root"},
     {"ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=60s"},
-    {"ansible_connection": "paramiko", "ansible_paramiko_proxy_command": ""},
+    pytest.param({"ansible_connection": "paramiko", "ansible_paramiko_proxy_command": ""}, marks=PARAMIKO),
 ])
 def test_loopback_on_port_22_without_a_detour_is_the_controller(host_vars):
     verdict = verdict_for("localhost", host_vars)

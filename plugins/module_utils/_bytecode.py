@@ -136,7 +136,9 @@ def code_for(source: str, origin: str, folder: str) -> types.CodeType:
 def _read_own(path: str) -> bytes | None:
     """The content of ``path`` if it is a file of this user's alone; None otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO planted in its place must not hold the module in open()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:

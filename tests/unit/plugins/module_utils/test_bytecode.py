@@ -88,7 +88,7 @@ def test_changed_source_is_compiled_again(tmp_path: Path, first: Path) -> None:
     assert len(set(kept(tmp_path)) - before) == 1
 
 
-@pytest.mark.parametrize("spoil", ["mode", "garbage", "symlink"])
+@pytest.mark.parametrize("spoil", ["mode", "garbage", "symlink", "fifo"])
 def test_an_entry_not_ours_alone_or_damaged_is_not_used(tmp_path: Path, first: Path, spoil: str) -> None:
     for entry in kept(tmp_path):
         planted = marshal.dumps(compile("def value():\n    return 'planted'\n", "x", "exec"))
@@ -97,6 +97,9 @@ def test_an_entry_not_ours_alone_or_damaged_is_not_used(tmp_path: Path, first: P
             entry.chmod(0o644)
         elif spoil == "garbage":
             entry.write_bytes(b"\x00not code")
+        elif spoil == "fifo":  # opening a FIFO to read waits for a writer: it must not
+            entry.unlink()
+            os.mkfifo(entry, 0o600)
         else:
             other = tmp_path / f"other-{entry.name}"
             other.write_bytes(planted)

@@ -32,6 +32,7 @@ from ansible_collections.imds.azure.plugins.module_utils._text import printable,
 APPROVE, DRAIN, LEAVE, HOLD = "approve", "drain", "leave", "hold"
 RESTORED_AFTER = ("Freeze", "Reboot", "Redeploy")  # a Preempt or Terminate takes the VM away for good
 HOST_KEYS = ("host", "vm_name", "fault_domain", "update_domain", "events")
+# Optional: "facts_vm_name", the VM name (azure_name) in the facts the domains were read from.
 
 
 class MaintenanceInputError(ValueError):
@@ -73,6 +74,16 @@ def _domain(value: t.Any, what: str) -> int | None:
     return number
 
 
+def _check_facts_are_its_own(host: str, vm_name: str, facts_vm_name: t.Any) -> None:
+    """The fault and update domains must come from facts about this VM, not another host's."""
+    if isinstance(facts_vm_name, str) and facts_vm_name.strip() and \
+            facts_vm_name.strip().casefold() != vm_name.strip().casefold():
+        raise MaintenanceInputError(
+            f"the facts of host {printable(host, 80)} describe VM {printable(facts_vm_name, 80)}, not "
+            f"{printable(vm_name, 80)}: ansible-core 2.21 gives hosts one shared set of facts after a run_once "
+            "set_fact (ansible/ansible#87148); gather facts before it, or clear them (meta: clear_facts) before the role")
+
+
 def read_hosts(raw: t.Any) -> list[Host]:
     """Check what the role gathered per host (HOST_KEYS); the VM names must be unique."""
     if not isinstance(raw, (list, tuple)) or not raw:
@@ -91,6 +102,7 @@ def read_hosts(raw: t.Any) -> list[Host]:
             raise MaintenanceInputError(f"hosts {printable(names[key], 80)} and {printable(host, 80)} are the same VM "
                                         f"({printable(vm_name, 80)}); list each VM once in the play")
         names[key] = host
+        _check_facts_are_its_own(host, vm_name, item.get("facts_vm_name"))
         events = item.get("events")
         if not isinstance(events, list) or not all(isinstance(e, t.Mapping) and isinstance(e.get("event_id"), str)
                                                    for e in events):

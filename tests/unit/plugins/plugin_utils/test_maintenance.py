@@ -139,6 +139,8 @@ def test_what_an_earlier_run_left_out_of_service():
     ([{"host": "a", "vm_name": "x", "events": []}, {"host": "b", "vm_name": "X", "events": []}], {},
      "hosts a and b are the same VM (X); list each VM once in the play"),
     ([{"host": "a", "vm_name": "x", "events": "none"}], {}, "host a has no list of events"),
+    ([{"host": "a", "vm_name": "x", "facts_vm_name": "y", "events": []}], {},
+     "the facts of host a describe VM y, not x: ansible-core 2.21 gives hosts one shared set of facts"),
     ([{"host": "a", "vm_name": "x", "events": [], "fault_domain": "two"}], {}, "the fault domain of a is 'two'"),
     ([{"host": "a", "vm_name": "x", "events": []}], {"max_share": 0}, "max_share must be a number above 0"),
     ([{"host": "a", "vm_name": "x", "events": []}], {"max_share": 1.5}, "max_share must be a number above 0"),
@@ -152,3 +154,10 @@ def test_bad_input_is_one_line_naming_what_to_fix(hosts, options, message):
     with pytest.raises(MaintenanceInputError) as caught:
         plan(hosts, **options)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_facts_of_the_vm_itself_pass_in_any_case():
+    hosts = [{"host": "a", "vm_name": "Web1", "facts_vm_name": "web1", "events": []},
+             {"host": "b", "vm_name": "web2", "facts_vm_name": None, "events": []},
+             {"host": "c", "vm_name": "web3", "facts_vm_name": "", "events": []}]
+    assert plan(hosts)["hosts"] == 3

@@ -163,7 +163,8 @@ def test_a_round_over_the_fleet(fleet, setup, playbook):
     assert report["limits"]["allowed_out"] == 2 and report["max_out_at_once"] == 2 <= report["limits"]["allowed_out"]
     # typed on every ansible-core (before 2.19 a template rendering one number gives a string)
     assert report["limits"] == {"max_share": 0.67, "allowed_out": 2, "max_fault_domains": 1, "max_update_domains": 1}
-    assert type(report["max_out_at_once"]) is int and report["check_mode"] is False
+    assert isinstance(report["max_out_at_once"], int) and not isinstance(report["max_out_at_once"], bool)
+    assert report["check_mode"] is False
     handled = {e["event_id"]: e for e in report["handled"]}
     assert list(handled) == [FREEZE, REBOOT] or list(handled) == [REBOOT, FREEZE]
     freeze, reboot = handled[FREEZE], handled[REBOOT]
@@ -173,7 +174,7 @@ def test_a_round_over_the_fleet(fleet, setup, playbook):
     assert (reboot["action"], reboot["hosts"], reboot["drained"], reboot["restored"], reboot["approved"]) == (
         "drain", ["web1", "web2"], ["web1", "web2"], ["web1", "web2"], [REBOOT])
     assert reboot["coordinator"] == "web3" and reboot["fault_domains"] == [0] and reboot["ended"] is True
-    assert type(reboot["drain_seconds"]) is float and reboot["drain_seconds"] >= 0 and freeze["drain_seconds"] is None
+    assert isinstance(reboot["drain_seconds"], float) and reboot["drain_seconds"] >= 0 and freeze["drain_seconds"] is None
     # over 3 s after the approval; the wait began after the approval task, so it saw less of it
     assert 0 < reboot["phase_seconds"]["end"] <= 3.5 and reboot["phase_seconds"]["start"] == 0
     assert report["still_drained"] == {} and report["not_handled"] == []

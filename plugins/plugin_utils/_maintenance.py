@@ -124,12 +124,22 @@ def read_limits(max_share: t.Any, max_fault_domains: t.Any, max_update_domains: 
                                     f"that may be out at once), not {shown(max_share)}")
     domains = []
     for name, value in (("max_fault_domains", max_fault_domains), ("max_update_domains", max_update_domains)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        number = _whole(value)
+        if number is None:
             raise MaintenanceInputError(f"{name} must be a whole number >= 0 (0: no limit), not {shown(value)}")
-        domains.append(value)
+        domains.append(number)
     if not isinstance(approve_outside, bool):
         raise MaintenanceInputError(f"approve_outside must be true or false, not {shown(approve_outside)}")
     return Limits(share, domains[0], domains[1], approve_outside)
+
+
+def _whole(value: t.Any) -> int | None:
+    """A whole number >= 0, also from a string of digits (what ``-e name=2`` gives); None for anything else."""
+    if isinstance(value, str) and 0 < len(value.strip()) <= 9 and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 def _merged_events(hosts: list[Host]) -> tuple[list[dict[str, t.Any]], dict[str, list[str]]]:

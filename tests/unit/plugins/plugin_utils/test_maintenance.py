@@ -145,6 +145,10 @@ def test_what_an_earlier_run_left_out_of_service():
     ([{"host": "a", "vm_name": "x", "events": []}], {"max_share": 0}, "max_share must be a number above 0"),
     ([{"host": "a", "vm_name": "x", "events": []}], {"max_share": 1.5}, "max_share must be a number above 0"),
     ([{"host": "a", "vm_name": "x", "events": []}], {"max_fault_domains": -1}, "max_fault_domains must be"),
+    ([{"host": "a", "vm_name": "x", "events": []}], {"max_fault_domains": "-1"}, "max_fault_domains must be"),
+    ([{"host": "a", "vm_name": "x", "events": []}], {"max_update_domains": "1.5"}, "max_update_domains must be"),
+    ([{"host": "a", "vm_name": "x", "events": []}], {"max_update_domains": "9" * 5000}, "max_update_domains must be"),
+    ([{"host": "a", "vm_name": "x", "events": []}], {"max_fault_domains": "\uff12"}, "max_fault_domains must be"),
     ([{"host": "a", "vm_name": "x", "events": []}], {"approve_outside": "yes"}, "approve_outside must be true"),
     ([{"host": "a", "vm_name": "x", "events": []}], {"drain_rules": [{}]},
      "imds_azure_maintenance_drain_rules rule 1 names nothing"),
@@ -161,3 +165,12 @@ def test_facts_of_the_vm_itself_pass_in_any_case():
              {"host": "b", "vm_name": "web2", "facts_vm_name": None, "events": []},
              {"host": "c", "vm_name": "web3", "facts_vm_name": "", "events": []}]
     assert plan(hosts)["hosts"] == 3
+
+
+def test_domain_limits_given_on_the_command_line():
+    """-e imds_azure_maintenance_max_fault_domains=2 gives the string '2'."""
+    document = events(("R", "Reboot", ["WEB1", "WEB3"], {}))
+    held = plan(fleet(document), drain_rules=DRAIN, max_share=1, max_fault_domains="1", max_update_domains="0")
+    assert by_id(held)["R"]["action"] == "hold"
+    allowed = plan(fleet(document), drain_rules=DRAIN, max_share=1, max_fault_domains=" 2 ", max_update_domains="2")
+    assert by_id(allowed)["R"]["action"] == "drain"
